@@ -1,0 +1,147 @@
+/** Turns a URL or config object into a validated transport config plus core options. */
+import { z } from 'zod'
+import type { MessagingOptions } from './api.js'
+import { ErrorCodes, MsgkitError } from './errors.js'
+import { isTransportDefinition, loadTransport, type ModuleLoader, transportForScheme } from './registry.js'
+import type { TransportDefinition } from './spi.js'
+import { parseBrokerUrl, redactUrl } from './urls.js'
+
+/** Config object form: `{ transport: 'kafka', brokers: [...], ...transport options, ...core options }`. */
+export type MessagingConfig = {
+  transport: string | TransportDefinition
+  /** a broker URL; transport options given next to it override the URL's */
+  url?: string
+} & MessagingOptions &
+  Record<string, unknown>
+
+const CORE_KEYS = ['transport', 'logger', 'codec', 'publish', 'idempotencyStore'] as const
+
+const coreOptionsSchema = z.object({
+  publish: z
+    .object({ timeoutMs: z.number().int().positive().max(3_600_000).optional() })
+    .strict()
+    .optional(),
+  logger: z
+    .custom<unknown>(
+      (v) =>
+        v === undefined ||
+        (typeof v === 'object' && v !== null && ['debug', 'info', 'warn', 'error'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function')),
+      { message: 'logger must have debug, info, warn and error methods (any pino-style logger)' },
+    )
+    .optional(),
+  codec: z
+    .custom<unknown>((v) => v === undefined || (typeof v === 'object' && v !== null && typeof (v as { encode?: unknown }).encode === 'function' && typeof (v as { decode?: unknown }).decode === 'function'), {
+      message: 'codec must have encode and decode methods',
+    })
+    .optional(),
+  idempotencyStore: z
+    .custom<unknown>((v) => v === undefined || (typeof v === 'object' && v !== null && typeof (v as { has?: unknown }).has === 'function'), {
+      message: 'idempotencyStore must implement has() and add()',
+    })
+    .optional(),
+})
+
+export interface ResolvedConfig {
+  definition: TransportDefinition
+  transportConfig: unknown
+  options: MessagingOptions
+}
+
+function getPath(obj: unknown, path: string): unknown {
+  let node = obj
+  for (const seg of path.split('.')) {
+    if (typeof node !== 'object' || node === null) return undefined
+    node = (node as Record<string, unknown>)[seg]
+  }
+  return node
+}
+
+/** Removes every secret value from a text (config values listed in secretFields, URL passwords). */
+export function scrubSecrets(text: string, secrets: readonly string[]): string {
+  let out = redactUrl(text)
+  for (const s of secrets) if (s.length >= 1) out = out.split(s).join('***')
+  return out
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.length === 0 ? '(root)' : path.map((p) => String(p)).join('.')
+}
+
+/** Validates everything up front and throws one MSGKIT_CONFIG_INVALID listing every bad field. */
+export async function resolveConfig(
+  input: string | MessagingConfig,
+  extra: MessagingOptions = {},
+  load?: ModuleLoader,
+): Promise<ResolvedConfig> {
+  let raw: Record<string, unknown>
+  let definition: TransportDefinition
+  let urlPassword: string | undefined
+
+  if (typeof input === 'string' || (typeof input === 'object' && input !== null && typeof input.url === 'string' && input.transport === undefined)) {
+    const url = typeof input === 'string' ? input : (input.url as string)
+    const parsed = parseBrokerUrl(url)
+    urlPassword = parsed.password
+    const name = transportForScheme(parsed.scheme)
+    if (!name) {
+      throw new MsgkitError(
+        ErrorCodes.TRANSPORT_UNKNOWN,
+        `Unknown URL scheme "${parsed.scheme}:" in ${JSON.stringify(parsed.redacted)}. Use memory://, kafka://, amqp://, amqps://, stomp://, stomp+ssl:// or sqs://.`,
+      )
+    }
+    definition = await loadTransport(name, load)
+    const fromUrl = definition.fromUrl ? definition.fromUrl(parsed) : { ...parsed.params }
+    const rest: Record<string, unknown> = typeof input === 'string' ? {} : { ...input }
+    delete rest.url
+    raw = { ...fromUrl, ...rest }
+  } else if (typeof input === 'object' && input !== null) {
+    raw = { ...input }
+    const t = input.transport
+    if (isTransportDefinition(t)) definition = t
+    else if (typeof t === 'string') definition = await loadTransport(t, load)
+    else {
+      throw new MsgkitError(
+        ErrorCodes.CONFIG_INVALID,
+        'Invalid msgkit config: `transport` must be a transport name (memory, kafka, rabbitmq, activemq, sqs) or a TransportDefinition object, or give a URL string instead.',
+      )
+    }
+    if (typeof input.url === 'string') {
+      const parsed = parseBrokerUrl(input.url)
+      urlPassword = parsed.password
+      const fromUrl = definition.fromUrl ? definition.fromUrl(parsed) : { ...parsed.params }
+      delete raw.url
+      raw = { ...fromUrl, ...raw }
+    }
+  } else {
+    throw new MsgkitError(ErrorCodes.CONFIG_INVALID, 'Invalid msgkit config: expected a broker URL string or a config object.')
+  }
+
+  const coreRaw: Record<string, unknown> = { ...extra }
+  for (const key of CORE_KEYS) {
+    if (key !== 'transport' && raw[key] !== undefined) coreRaw[key] = raw[key]
+    delete raw[key]
+  }
+
+  const secrets: string[] = []
+  if (urlPassword) secrets.push(urlPassword, encodeURIComponent(urlPassword))
+  for (const path of definition.secretFields ?? []) {
+    const v = getPath(raw, path)
+    if (typeof v === 'string' && v.length > 0) secrets.push(v)
+  }
+
+  const problems: string[] = []
+  const core = coreOptionsSchema.safeParse(coreRaw)
+  if (!core.success) for (const i of core.error.issues) problems.push(`${formatPath(i.path)}: ${i.message}`)
+  const transport = definition.configSchema.safeParse(raw)
+  if (!transport.success) for (const i of transport.error.issues) problems.push(`${formatPath(i.path)}: ${i.message}`)
+  if (problems.length > 0) {
+    const text = `Invalid msgkit config for the ${definition.name} transport (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee docs/configuration.md for every option.`
+    throw new MsgkitError(ErrorCodes.CONFIG_INVALID, scrubSecrets(text, secrets), {
+      details: { transport: definition.name, problems: problems.map((p) => scrubSecrets(p, secrets)) },
+    })
+  }
+  return {
+    definition,
+    transportConfig: transport.success ? transport.data : undefined,
+    options: coreRaw as MessagingOptions,
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * An in-process broker that behaves like a durable one: queues per (topic or pattern, group),
+ * competing consumers with prefetch, acks, requeue with a delivery count, delayed delivery,
+ * and a restart that cuts every connection while keeping the queues.
+ */
+import { patternToRegExp } from '../names.js'
+import type { Headers } from '../spi.js'
+
+export interface StoredMessage {
+  id: string
+  topic: string
+  key?: string
+  headers: Headers
+  body: Uint8Array
+  timestamp: number
+}
+
+interface QueueEntry {
+  message: StoredMessage
+  deliveries: number
+}
+
+export interface MemoryConsumer {
+  prefetch: number
+  unacked: Map<number, QueueEntry>
+  deliver(entry: { message: StoredMessage; deliveries: number; tag: number }): void
+}
+
+interface Queue {
+  name: string
+  exact?: string
+  pattern?: RegExp
+  ready: QueueEntry[]
+  consumers: MemoryConsumer[]
+  next: number
+}
+
+export interface MemoryBroker {
+  readonly name: string
+  /** false while stopped or restarting */
+  readonly up: boolean
+  /** set to require this password from connections */
+  password?: string
+  /** connections are told about outages through this */
+  onStateChange(listener: (up: boolean) => void): () => void
+  ensureQueue(binding: { topic?: string; pattern?: string }, group: string): string
+  publish(topic: string, message: StoredMessage, delayMs?: number): void
+  attach(queueName: string, consumer: MemoryConsumer): void
+  detach(queueName: string, consumer: MemoryConsumer): void
+  ack(queueName: string, consumer: MemoryConsumer, tag: number): void
+  requeue(queueName: string, consumer: MemoryConsumer, tag: number): void
+  /** messages ready or unacked in a queue */
+  pending(queueName: string): number
+  /** cut every connection, stay down for `downMs`, then accept connections again; queues survive */
+  restart(downMs?: number): Promise<void>
+  /** stop for good: connections fail until `start()` */
+  stop(): void
+  start(): void
+}
+
+let tagSeq = 0
+
+/** Creates a broker (use `getMemoryBroker` to share one by name). */
+export function createMemoryBroker(name: string): MemoryBroker {
+  const queues = new Map<string, Queue>()
+  const listeners = new Set<(up: boolean) => void>()
+  let up = true
+
+  const setUp = (value: boolean): void => {
+    up = value
+    for (const l of [...listeners]) l(value)
+  }
+
+  const dispatch = (queue: Queue): void => {
+    if (!up) return
+    while (queue.ready.length > 0) {
+      const n = queue.consumers.length
+      let chosen: MemoryConsumer | undefined
+      for (let i = 0; i < n; i++) {
+        const c = queue.consumers[(queue.next + i) % n]
+        if (c && c.unacked.size < c.prefetch) {
+          chosen = c
+          queue.next = (queue.next + i + 1) % n
+          break
+        }
+      }
+      if (!chosen) return
+      const entry = queue.ready.shift() as QueueEntry
+      entry.deliveries += 1
+      const tag = ++tagSeq
+      chosen.unacked.set(tag, entry)
+      chosen.deliver({ message: entry.message, deliveries: entry.deliveries, tag })
+    }
+  }
+
+  const route = (topic: string, message: StoredMessage): void => {
+    for (const q of queues.values()) {
+      if (q.exact === topic || (q.pattern && q.pattern.test(topic))) {
+        q.ready.push({ message: { ...message, topic }, deliveries: 0 })
+        queueMicrotask(() => dispatch(q))
+      }
+    }
+  }
+
+  const queue = (name: string): Queue => {
+    const q = queues.get(name)
+    if (!q) throw new Error(`memory broker ${name}: no queue ${name}`)
+    return q
+  }
+
+  const returnUnacked = (q: Queue, consumer: MemoryConsumer): void => {
+    const back = [...consumer.unacked.entries()].sort((a, b) => a[0] - b[0]).map(([, e]) => e)
+    consumer.unacked.clear()
+    q.ready.unshift(...back)
+  }
+
+  return {
+    name,
+    get up() {
+      return up
+    },
+    password: undefined,
+    onStateChange(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    ensureQueue(binding, group) {
+      const qname = `${binding.topic ?? `pattern:${binding.pattern}`}|${group}`
+      if (!queues.has(qname)) {
+        const q: Queue = { name: qname, ready: [], consumers: [], next: 0 }
+        if (binding.topic !== undefined) q.exact = binding.topic
+        if (binding.pattern !== undefined) q.pattern = patternToRegExp(binding.pattern)
+        queues.set(qname, q)
+      }
+      return qname
+    },
+    publish(topic, message, delayMs) {
+      if (delayMs && delayMs > 0) {
+        const t = setTimeout(() => route(topic, message), delayMs)
+        t.unref?.()
+      } else route(topic, message)
+    },
+    attach(qname, consumer) {
+      const q = queue(qname)
+      q.consumers.push(consumer)
+      queueMicrotask(() => dispatch(q))
+    },
+    detach(qname, consumer) {
+      const q = queues.get(qname)
+      if (!q) return
+      q.consumers = q.consumers.filter((c) => c !== consumer)
+      returnUnacked(q, consumer)
+      queueMicrotask(() => dispatch(q))
+    },
+    ack(qname, consumer, tag) {
+      if (consumer.unacked.delete(tag)) {
+        const q = queues.get(qname)
+        if (q) queueMicrotask(() => dispatch(q))
+      }
+    },
+    requeue(qname, consumer, tag) {
+      const entry = consumer.unacked.get(tag)
+      if (!entry) return
+      consumer.unacked.delete(tag)
+      const q = queues.get(qname)
+      if (!q) return
+      q.ready.unshift(entry)
+      queueMicrotask(() => dispatch(q))
+    },
+    pending(qname) {
+      const q = queues.get(qname)
+      if (!q) return 0
+      let n = q.ready.length
+      for (const c of q.consumers) n += c.unacked.size
+      return n
+    },
+    async restart(downMs = 500) {
+      setUp(false)
+      // a restart drops connections: every consumer loses its unacked messages back to the queue
+      for (const q of queues.values()) {
+        for (const c of q.consumers) returnUnacked(q, c)
+        q.consumers = []
+      }
+      await new Promise((r) => setTimeout(r, downMs))
+      setUp(true)
+    },
+    stop() {
+      for (const q of queues.values()) {
+        for (const c of q.consumers) returnUnacked(q, c)
+        q.consumers = []
+      }
+      setUp(false)
+    },
+    start() {
+      setUp(true)
+    },
+  }
+}
+
+const brokers = new Map<string, MemoryBroker>()
+
+/** The process-wide broker called `name` (`memory://name`), created on first use. */
+export function getMemoryBroker(name = 'default'): MemoryBroker {
+  let b = brokers.get(name)
+  if (!b) {
+    b = createMemoryBroker(name)
+    brokers.set(name, b)
+  }
+  return b
+}

@@ -1,0 +1,193 @@
+/** The built-in memory transport: the embedded default for demos, unit tests and local development. */
+import { z } from 'zod'
+import { ErrorCodes, MsgkitError } from '../errors.js'
+import type { Delivery, Transport, TransportDefinition, TransportSubscription } from '../spi.js'
+import { getMemoryBroker, type MemoryConsumer } from './broker.js'
+
+export const memoryConfigSchema = z
+  .object({
+    /** which in-process broker to join (`memory://name`); services sharing a name talk to each other */
+    broker: z.string().min(1).default('default'),
+    password: z.string().optional(),
+    maxMessageBytes: z.coerce.number().int().positive().default(4 * 1024 * 1024),
+    maxHeaderBytes: z.coerce.number().int().positive().default(64 * 1024),
+    /** wait before reconnecting after a (simulated) broker restart */
+    reconnectDelayMs: z.coerce.number().int().min(0).default(100),
+  })
+  .strict()
+
+export type MemoryTransportConfig = z.infer<typeof memoryConfigSchema>
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** The memory transport's definition (also reachable as `memory://`). */
+export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
+  name: 'memory',
+  schemes: ['memory'],
+  configSchema: memoryConfigSchema,
+  secretFields: ['password'],
+  fromUrl(url) {
+    const out: Record<string, unknown> = { ...url.params }
+    const host = url.hosts[0]?.host
+    if (host) out.broker = host
+    if (url.password !== undefined) out.password = url.password
+    return out
+  },
+  create(config, context): Transport {
+    const broker = getMemoryBroker(config.broker)
+    let connected = false
+    let closed = false
+    let waiters: Array<() => void> = []
+    const subscriptions = new Set<{ reattach(): void; close(): Promise<void> }>()
+    let unlisten: (() => void) | undefined
+
+    const wakeWaiters = (): void => {
+      const w = waiters
+      waiters = []
+      for (const f of w) f()
+    }
+
+    const onBrokerState = (up: boolean): void => {
+      if (closed) return
+      if (!up) {
+        if (connected) {
+          connected = false
+          context.emit({ type: 'disconnected', error: new Error(`memory broker "${broker.name}" went down`) })
+        }
+        return
+      }
+      // reconnect after a short pause, like a real client's backoff
+      context.emit({ type: 'reconnecting', attempt: 1, delayMs: config.reconnectDelayMs })
+      setTimeout(() => {
+        if (closed || !broker.up) return
+        connected = true
+        for (const s of subscriptions) s.reattach()
+        context.emit({ type: 'connected' })
+        wakeWaiters()
+      }, config.reconnectDelayMs).unref?.()
+    }
+
+    const waitConnected = async (deadline: number): Promise<void> => {
+      while (!connected) {
+        if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')
+        const left = deadline - Date.now()
+        if (left <= 0) {
+          throw new MsgkitError(ErrorCodes.PUBLISH_TIMEOUT, `Memory broker "${broker.name}" stayed unavailable until the publish deadline.`, {
+            retriable: true,
+          })
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, left)
+          waiters.push(() => {
+            clearTimeout(t)
+            resolve()
+          })
+        })
+      }
+    }
+
+    return {
+      name: 'memory',
+      capabilities: {
+        persistence: true,
+        fanout: true,
+        orderedKeys: true,
+        delay: { maxMs: 24 * 60 * 60 * 1000 },
+        patterns: true,
+        maxMessageBytes: config.maxMessageBytes,
+        maxHeaderBytes: config.maxHeaderBytes,
+        deadLetter: true,
+      },
+      async connect() {
+        if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')
+        if (!broker.up) {
+          throw new MsgkitError(ErrorCodes.CONNECTION_FAILED, `Memory broker "${broker.name}" is not running (stopped or restarting). Start it, or try again.`, {
+            retriable: true,
+          })
+        }
+        if (broker.password !== undefined && broker.password !== config.password) {
+          throw new MsgkitError(ErrorCodes.AUTH_FAILED, `Memory broker "${broker.name}" refused the credentials. Check the password in the msgkit config.`)
+        }
+        connected = true
+        unlisten = broker.onStateChange(onBrokerState)
+        context.emit({ type: 'connected' })
+      },
+      async send(topic, messages, options) {
+        await waitConnected(options.deadline)
+        for (const m of messages) {
+          const stored = { id: m.id, topic, headers: { ...m.headers }, body: Uint8Array.from(m.body), timestamp: m.timestamp }
+          broker.publish(topic, m.key === undefined ? stored : { ...stored, key: m.key }, m.delayMs)
+        }
+      },
+      async provision(topic, group) {
+        broker.ensureQueue({ topic }, group)
+      },
+      async subscribe(request, onDelivery): Promise<TransportSubscription> {
+        if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')
+        const binding = request.topic !== undefined ? { topic: request.topic } : { pattern: request.pattern as string }
+        const qname = broker.ensureQueue(binding, request.group)
+        let stopped = false
+        const consumer: MemoryConsumer = {
+          prefetch: request.prefetch,
+          unacked: new Map(),
+          deliver({ message, deliveries, tag }) {
+            let settled = false
+            const delivery: Delivery = {
+              message: {
+                id: message.id,
+                topic: message.topic,
+                ...(message.key === undefined ? {} : { key: message.key }),
+                headers: { ...message.headers },
+                body: Uint8Array.from(message.body),
+                timestamp: message.timestamp,
+                attempt: deliveries,
+                redelivered: deliveries > 1,
+              },
+              async ack() {
+                if (settled) return
+                settled = true
+                broker.ack(qname, consumer, tag)
+              },
+              async nack(options) {
+                if (settled) return
+                settled = true
+                if (options?.requeue === false) broker.ack(qname, consumer, tag)
+                else broker.requeue(qname, consumer, tag)
+              },
+            }
+            void onDelivery(delivery).catch((error: unknown) => context.emit({ type: 'error', error }))
+          },
+        }
+        const handle = {
+          reattach() {
+            if (!stopped) broker.attach(qname, consumer)
+          },
+          async close() {
+            stopped = true
+            subscriptions.delete(handle)
+            broker.detach(qname, consumer)
+          },
+        }
+        subscriptions.add(handle)
+        if (connected) broker.attach(qname, consumer)
+        return {
+          async stop() {
+            // stop new deliveries but keep the unacked ones with this consumer until close()
+            stopped = true
+            consumer.prefetch = 0
+          },
+          close: handle.close,
+        }
+      },
+      async close() {
+        if (closed) return
+        closed = true
+        unlisten?.()
+        await Promise.all([...subscriptions].map((s) => s.close()))
+        connected = false
+        wakeWaiters()
+        await sleep(0)
+      },
+    }
+  },
+}

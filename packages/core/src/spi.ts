@@ -1,0 +1,158 @@
+/**
+ * The transport SPI: what an adapter implements. Everything above the wire (codecs, schemas,
+ * retries, dead letters, concurrency, per-key order, idempotency, tracing) lives in core.
+ * See docs/writing-a-transport.md.
+ */
+import type { Logger } from './logger.js'
+
+export type Headers = Record<string, string>
+
+/** What a transport can do natively; core refuses options a transport cannot honour. */
+export interface Capabilities {
+  /** Messages for a provisioned group survive a consumer's absence and a broker restart. */
+  persistence: boolean
+  /** Several groups on one topic each receive every message. */
+  fanout: boolean
+  /** Messages with the same key reach one consumer in publish order (within a group). */
+  orderedKeys: boolean
+  /** Delayed delivery (`delayMs`), up to `maxMs`; false = unsupported. */
+  delay: false | { maxMs: number }
+  /** Pattern subscriptions (`orders.*`, `orders.>`). */
+  patterns: boolean
+  /** Largest encoded body in bytes. Header bytes are limited separately by `maxHeaderBytes`. */
+  maxMessageBytes: number
+  /** Largest sum of header name + value bytes (user headers plus msgkit's own). */
+  maxHeaderBytes: number
+  /** The transport can hold dead letters (a topic/queue core sends them to). */
+  deadLetter: boolean
+}
+
+/** A message on its way to the broker. Core has already encoded the body and set every field. */
+export interface OutgoingMessage {
+  id: string
+  key?: string
+  /** user headers plus msgkit's reserved `msgkit-*` headers; all values are strings */
+  headers: Headers
+  body: Uint8Array
+  /** epoch milliseconds */
+  timestamp: number
+  /** only set when the transport declared `delay` */
+  delayMs?: number
+}
+
+export interface SendOptions {
+  /** epoch ms: give up (reject with MSGKIT_PUBLISH_TIMEOUT) if not confirmed by then, e.g. during an outage */
+  deadline: number
+}
+
+/** A message as it came off the wire. */
+export interface TransportMessage {
+  /** msgkit's id when a msgkit producer sent it; otherwise the broker's id */
+  id: string
+  topic: string
+  key?: string
+  headers: Headers
+  body: Uint8Array
+  timestamp: number
+  /** delivery count if the broker keeps one (1 = first delivery); undefined if it does not */
+  attempt?: number
+  /** the broker says this message was delivered before */
+  redelivered: boolean
+}
+
+/** One delivery. Exactly one of ack/nack is called by core; a second call must be a no-op. */
+export interface Delivery {
+  message: TransportMessage
+  /** Done with it: remove from the broker (Kafka: mark done; the processed prefix is committed). */
+  ack(): Promise<void>
+  /** Give it back. requeue=true (default): deliver again later; false: drop. */
+  nack(options?: { requeue?: boolean }): Promise<void>
+}
+
+export interface SubscribeRequest {
+  /** exactly one of topic / pattern */
+  topic?: string
+  /** msgkit pattern syntax: `*` = one dot-separated segment, trailing `>` = one or more segments */
+  pattern?: string
+  group: string
+  /** how many unacked deliveries the transport may hand to core at once */
+  prefetch: number
+}
+
+/**
+ * Called for each delivery. The promise resolves when core has room for more: a pull-based
+ * transport awaits it before handing over the next delivery; a push-based one may ignore it
+ * (its `prefetch` bounds the flow).
+ */
+export type DeliveryHandler = (delivery: Delivery) => Promise<void>
+
+export interface TransportSubscription {
+  /** Stop handing over new deliveries. Deliveries already handed over can still be acked. */
+  stop(): Promise<void>
+  /** Release the subscription: whatever is still unacked goes back to the broker. Idempotent. */
+  close(): Promise<void>
+}
+
+export type TransportEvent =
+  | { type: 'connected' }
+  | { type: 'disconnected'; error?: unknown }
+  | { type: 'reconnecting'; attempt: number; delayMs: number; error?: unknown }
+  | { type: 'error'; error: unknown }
+
+export interface TransportContext {
+  logger: Logger
+  /** report connection state changes and background errors */
+  emit(event: TransportEvent): void
+}
+
+/** A connected transport instance. Plain object; no base class. */
+export interface Transport {
+  readonly name: string
+  readonly capabilities: Capabilities
+  /** Connect (or fail with MSGKIT_CONNECTION_FAILED / MSGKIT_AUTH_FAILED within seconds). */
+  connect(): Promise<void>
+  /** Resolve only once the broker durably accepted every message; reject with a MsgkitError. */
+  send(topic: string, messages: OutgoingMessage[], options: SendOptions): Promise<void>
+  /** Make sure the group's storage exists so messages published from now on are kept for it. Idempotent. */
+  provision(topic: string, group: string): Promise<void>
+  subscribe(request: SubscribeRequest, onDelivery: DeliveryHandler): Promise<TransportSubscription>
+  /** Close every subscription and the connection. Idempotent, safe to call concurrently. */
+  close(): Promise<void>
+}
+
+/** What an adapter package exports (as `default`): name, schemes, config schema, factory. */
+export interface TransportDefinition<Config = unknown> {
+  name: string
+  /** URL schemes that select this transport, e.g. ['amqp', 'amqps'] */
+  schemes: readonly string[]
+  /** zod (or compatible) schema; parses and defaults the transport's config */
+  configSchema: ConfigSchema<Config>
+  /** config field paths (dot-separated) whose values must never appear in errors or logs */
+  secretFields?: readonly string[]
+  /** maps a parsed `scheme://…` URL onto this transport's config object (before validation) */
+  fromUrl?(url: ParsedUrl): Record<string, unknown>
+  create(config: Config, context: TransportContext): Transport
+}
+
+/** The part of a zod schema core relies on (works with any copy of zod 4). */
+export interface ConfigSchema<T> {
+  safeParse(input: unknown):
+    | { success: true; data: T }
+    | { success: false; error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> } }
+}
+
+/** A broker URL split into parts by core (`scheme://user:pass@h1:1,h2:2/path?a=1`). */
+export interface ParsedUrl {
+  scheme: string
+  username?: string
+  password?: string
+  hosts: Array<{ host: string; port?: number }>
+  /** path without the leading slash, percent-decoded ('' when absent) */
+  path: string
+  /** query parameters, last one wins */
+  params: Record<string, string>
+  /** the URL as given; contains secrets — never log it, use `redacted` */
+  href: string
+  /** the URL with the password replaced by `***` */
+  redacted: string
+}

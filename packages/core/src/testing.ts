@@ -1,0 +1,31 @@
+/**
+ * Test helpers for the memory transport (`@msgkit/core/testing`); never imported by production code.
+ */
+import { getMemoryBroker } from './memory/broker.js'
+import type { Headers } from './spi.js'
+import { uuidv7 } from './ids.js'
+
+/** The contract-suite probe for `memory://<brokerName>` (shape of @msgkit/testkit's ContractProbe). */
+export function createMemoryProbe(brokerName: string) {
+  const broker = getMemoryBroker(brokerName)
+  const stopped = `${brokerName}-stopped`
+  const locked = `${brokerName}-locked`
+  getMemoryBroker(stopped).stop()
+  getMemoryBroker(locked).password = 'correct-horse-battery-staple'
+  return {
+    async publishRaw(topic: string, body: Uint8Array, options: { headers?: Headers; key?: string } = {}): Promise<void> {
+      const message = { id: uuidv7(), topic, headers: { ...(options.headers ?? {}) }, body: Uint8Array.from(body), timestamp: Date.now() }
+      broker.publish(topic, options.key === undefined ? message : { ...message, key: options.key })
+    },
+    async restartBroker(): Promise<void> {
+      await broker.restart(1_000)
+    },
+    async pendingCount(topic: string, group: string): Promise<number> {
+      return broker.pending(`${topic}|${group}`)
+    },
+    badConnections: [
+      { name: 'stopped broker', config: `memory://${stopped}` },
+      { name: 'wrong password', config: `memory://user:wrong-secret-123@${locked}`, secret: 'wrong-secret-123' },
+    ],
+  }
+}
