@@ -1,0 +1,42 @@
+import { createMessaging, type Logger, type Messaging } from '@msgkit/core'
+
+/** One line per log record on stderr, quiet below `info`. */
+export function consoleLogger(service: string): Logger {
+  const line =
+    (level: string) =>
+    (obj: object | string, msg?: string): void => {
+      const text = typeof obj === 'string' ? obj : `${msg ?? ''} ${JSON.stringify(obj)}`
+      process.stderr.write(`[${service}] ${level} ${text}\n`)
+    }
+  return { debug: () => {}, info: () => {}, warn: line('warn'), error: line('error') }
+}
+
+/** Connects to MSGKIT_URL (default: the built-in memory broker). */
+export async function connect(service: string): Promise<Messaging> {
+  return createMessaging(process.env.MSGKIT_URL ?? 'memory://mail-demo', { logger: consoleLogger(service) })
+}
+
+/** Runs `main` and closes cleanly on Ctrl-C / SIGTERM. */
+export function runAsProcess(service: string, start: () => Promise<{ close(): Promise<void> }>): void {
+  start().then(
+    (running) => {
+      const stop = (): void => {
+        process.stderr.write(`[${service}] stopping…\n`)
+        running.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        )
+      }
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+    },
+    (error: unknown) => {
+      process.stderr.write(`[${service}] failed to start: ${(error as Error).message}\n`)
+      process.exit(1)
+    },
+  )
+}
+
+export function isMain(url: string): boolean {
+  return process.argv[1] !== undefined && url.endsWith(process.argv[1].replace(/\\/g, '/'))
+}
