@@ -3,7 +3,7 @@
  * order, retries, dead letters, idempotency and graceful shutdown happen — for every transport.
  */
 import type { CloseOptions, DeadLetterInfo, Handler, Message, Schema, Subscription, SubscribeOptions } from './api.js'
-import type { Codec } from './codec.js'
+import { type Codec, ContentTypes } from './codec.js'
 import { ErrorCodes, isNonRetryable, MsgkitError } from './errors.js'
 import { describeError } from './events.js'
 import type { IdempotencyStore } from './idempotency.js'
@@ -135,6 +135,12 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     headers[WireHeaders.deadLetterTopic] = m.topic
     headers[WireHeaders.deadLetterGroup] = group
     headers[WireHeaders.deadLetterTime] = String(Date.now())
+    if (reason === 'decode-failed') {
+      // readers of the dead-letter topic get the undecodable body as raw bytes instead of failing again
+      const original = headers[WireHeaders.contentType]
+      if (original !== undefined) headers[WireHeaders.deadLetterContentType] = original
+      headers[WireHeaders.contentType] = ContentTypes.bytes
+    }
     const out: OutgoingMessage = { id: m.id, headers, body: m.body, timestamp: m.timestamp }
     if (m.key !== undefined) out.key = m.key
     try {

@@ -21,6 +21,8 @@ export const WireHeaders = {
   deadLetterTopic: 'msgkit-dl-topic',
   deadLetterGroup: 'msgkit-dl-group',
   deadLetterTime: 'msgkit-dl-time',
+  /** the content type a dead letter had before it was marked as raw bytes (decode failures) */
+  deadLetterContentType: 'msgkit-dl-original-content-type',
 } as const
 
 /** True for header names msgkit owns. */

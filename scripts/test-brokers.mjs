@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// pnpm test:brokers [broker…] — start each real broker, run its adapter's tests against it, stop it.
+// Brokers are started one after another (a 2-core machine); a broker that cannot start fails the run.
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const BROKERS = {
+  rabbitmq: { script: 'scripts/brokers/rabbitmq.sh', tests: ['packages/rabbitmq/test'] },
+  kafka: { script: 'scripts/brokers/kafka.sh', tests: ['packages/kafka/test'] },
+}
+
+const args = process.argv.slice(2).filter((a) => a !== '--')
+const unknown = args.filter((a) => !(a in BROKERS))
+if (unknown.length > 0) {
+  console.error(`test:brokers: unknown broker(s) ${unknown.join(', ')}; known: ${Object.keys(BROKERS).join(', ')}`)
+  process.exit(2)
+}
+const selected = args.length > 0 ? args : Object.keys(BROKERS)
+
+const run = (cmd, argv, opts = {}) => spawnSync(cmd, argv, { cwd: root, stdio: 'inherit', ...opts })
+const status = (script) => spawnSync('bash', [script, 'status'], { cwd: root, stdio: 'ignore' }).status === 0
+
+const results = []
+for (const name of selected) {
+  const { script, tests } = BROKERS[name]
+  const started = Date.now()
+  console.log(`\n=== ${name}: installing and starting the broker (${script}) ===`)
+  const wasRunning = status(script)
+  const install = run('bash', [script, 'install'])
+  const start = install.status === 0 ? run('bash', [script, 'start']) : install
+  if (start.status !== 0) {
+    console.error(`\n✗ ${name}: the broker did not start. See the output above; try \`bash ${script} start\` by hand, and its logs under .brokers/${name}/.`)
+    results.push({ name, ok: false, why: 'broker did not start' })
+    continue
+  }
+  const files = tests.filter((t) => existsSync(join(root, t)))
+  if (files.length === 0) {
+    console.error(`\n✗ ${name}: no test folder found (${tests.join(', ')}).`)
+    results.push({ name, ok: false, why: 'no tests found' })
+  } else {
+    console.log(`\n=== ${name}: running ${files.join(' ')} against the real broker ===`)
+    const vitest = run('pnpm', ['exec', 'vitest', 'run', '--project', 'brokers', ...files])
+    results.push({ name, ok: vitest.status === 0, why: vitest.status === 0 ? '' : 'tests failed' })
+  }
+  if (!wasRunning) {
+    console.log(`\n=== ${name}: stopping the broker ===`)
+    run('bash', [script, 'stop'])
+  } else console.log(`\n=== ${name}: the broker was already running before; left running ===`)
+  console.log(`=== ${name}: done in ${((Date.now() - started) / 1000).toFixed(0)} s ===`)
+}
+
+console.log('\nReal-broker summary:')
+for (const r of results) console.log(`  ${r.ok ? '✓' : '✗'} ${r.name}${r.ok ? '' : ` — ${r.why}`}`)
+process.exit(results.every((r) => r.ok) ? 0 : 1)
