@@ -39,7 +39,8 @@ export async function benchMemory(messages = 50_000): Promise<BenchResult[]> {
       },
     }
     broker.attach(q, consumer as never)
-    for (let i = 0; i < messages; i++) broker.publish('t', { id: String(i), topic: 't', headers: {}, body: bytes, timestamp: Date.now() })
+    for (let i = 0; i < messages; i++)
+      broker.publish('t', { id: String(i), topic: 't', headers: {}, body: bytes, timestamp: Date.now() })
     await finished
     broker.detach(q, consumer as never)
   })

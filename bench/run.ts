@@ -8,5 +8,9 @@ if (which !== 'memory') {
 }
 console.log(`bench ${which}: node ${process.version}, ${new Date().toISOString()}`)
 const [raw, msgkit] = await benchMemory(Number(process.env.BENCH_MESSAGES ?? 50_000))
-for (const r of [raw, msgkit]) if (r) console.log(`  ${r.name.padEnd(48)} ${String(r.perSecond).padStart(8)} msg/s  (${r.messages} in ${r.ms.toFixed(0)} ms)`)
+for (const r of [raw, msgkit])
+  if (r)
+    console.log(
+      `  ${r.name.padEnd(48)} ${String(r.perSecond).padStart(8)} msg/s  (${r.messages} in ${r.ms.toFixed(0)} ms)`,
+    )
 if (raw && msgkit) console.log(`  ratio msgkit / raw: ${(msgkit.perSecond / raw.perSecond).toFixed(2)}`)

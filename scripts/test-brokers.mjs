@@ -15,7 +15,9 @@ const BROKERS = {
 const args = process.argv.slice(2).filter((a) => a !== '--')
 const unknown = args.filter((a) => !(a in BROKERS))
 if (unknown.length > 0) {
-  console.error(`test:brokers: unknown broker(s) ${unknown.join(', ')}; known: ${Object.keys(BROKERS).join(', ')}`)
+  console.error(
+    `test:brokers: unknown broker(s) ${unknown.join(', ')}; known: ${Object.keys(BROKERS).join(', ')}`,
+  )
   process.exit(2)
 }
 const selected = args.length > 0 ? args : Object.keys(BROKERS)
@@ -32,7 +34,9 @@ for (const name of selected) {
   const install = run('bash', [script, 'install'])
   const start = install.status === 0 ? run('bash', [script, 'start']) : install
   if (start.status !== 0) {
-    console.error(`\n✗ ${name}: the broker did not start. See the output above; try \`bash ${script} start\` by hand, and its logs under .brokers/${name}/.`)
+    console.error(
+      `\n✗ ${name}: the broker did not start. See the output above; try \`bash ${script} start\` by hand, and its logs under .brokers/${name}/.`,
+    )
     results.push({ name, ok: false, why: 'broker did not start' })
     continue
   }

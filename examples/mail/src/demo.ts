@@ -5,7 +5,7 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { connect } from './connect.js'
-import { startMailService, type SentMail } from './mail-service.js'
+import { type SentMail, startMailService } from './mail-service.js'
 import { createMemberService } from './member-service.js'
 import { createOrderService } from './order-service.js'
 
@@ -25,7 +25,15 @@ const orders = createOrderService(orderMessaging)
 const minji = await members.signUp('Kim Minji', 'minji@example.com')
 const jiho = await members.signUp('Lee Jiho', 'jiho@example.com')
 await orders.complete(minji, 'minji@example.com', [{ sku: 'KEYBOARD-01', quantity: 1 }], 89_000)
-await orders.complete(jiho, 'jiho@example.com', [{ sku: 'MUG-02', quantity: 2 }, { sku: 'TEA-07', quantity: 3 }], 31_500)
+await orders.complete(
+  jiho,
+  'jiho@example.com',
+  [
+    { sku: 'MUG-02', quantity: 2 },
+    { sku: 'TEA-07', quantity: 3 },
+  ],
+  31_500,
+)
 
 const expected = 4
 const deadline = Date.now() + 30_000
@@ -36,7 +44,9 @@ await mail.close()
 await mailMessaging.close()
 
 if (sent.length < expected) {
-  console.error(`\nOnly ${sent.length} of ${expected} mails were sent within 30 s. Is the broker at ${url} reachable?`)
+  console.error(
+    `\nOnly ${sent.length} of ${expected} mails were sent within 30 s. Is the broker at ${url} reachable?`,
+  )
   process.exit(1)
 }
 console.log(`\n${sent.length} mails sent; the .eml files are in ${outbox}`)

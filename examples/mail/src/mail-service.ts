@@ -36,14 +36,28 @@ export async function startMailService(
     console.log(`[mail-service] sent "${subject}" to ${to}`)
     options.onSent?.({ to, subject, file })
   }
-  const common = { group: 'mail-service', concurrency: 4, retry: { attempts: 5, backoff: { initialMs: 100, maxMs: 5_000 } } }
+  const common = {
+    group: 'mail-service',
+    concurrency: 4,
+    retry: { attempts: 5, backoff: { initialMs: 100, maxMs: 5_000 } },
+  }
   const subs: Subscription[] = [
     await messaging.subscribe(MemberSignedUp, common, (msg) =>
-      send(msg.id, msg.body.email, `Welcome, ${msg.body.name}!`, `Hello ${msg.body.name},\n\nthanks for signing up.`),
+      send(
+        msg.id,
+        msg.body.email,
+        `Welcome, ${msg.body.name}!`,
+        `Hello ${msg.body.name},\n\nthanks for signing up.`,
+      ),
     ),
     await messaging.subscribe(OrderCompleted, common, (msg) => {
       const lines = msg.body.items.map((i) => `  ${i.quantity} × ${i.sku}`).join('\n')
-      return send(msg.id, msg.body.email, `Order ${msg.body.orderId.slice(0, 8)} confirmed`, `Your order:\n${lines}\nTotal: ${(msg.body.totalCents / 100).toFixed(2)}`)
+      return send(
+        msg.id,
+        msg.body.email,
+        `Order ${msg.body.orderId.slice(0, 8)} confirmed`,
+        `Your order:\n${lines}\nTotal: ${(msg.body.totalCents / 100).toFixed(2)}`,
+      )
     }),
   ]
   return {
@@ -58,7 +72,9 @@ if (isMain(import.meta.url)) {
     const messaging = await connect('mail-service')
     const outbox = process.env.MAIL_OUTBOX ?? join(process.cwd(), 'outbox')
     await startMailService(messaging, { outbox })
-    console.log(`[mail-service] waiting for events on ${messaging.transport.name}; mails go to ${outbox} (Ctrl-C to stop)`)
+    console.log(
+      `[mail-service] waiting for events on ${messaging.transport.name}; mails go to ${outbox} (Ctrl-C to stop)`,
+    )
     return { close: () => messaging.close() }
   })
 }

@@ -6,9 +6,18 @@ import { OrderCompleted } from './topics.js'
 
 export function createOrderService(messaging: Messaging) {
   return {
-    async complete(memberId: string, email: string, items: Array<{ sku: string; quantity: number }>, totalCents: number): Promise<string> {
+    async complete(
+      memberId: string,
+      email: string,
+      items: Array<{ sku: string; quantity: number }>,
+      totalCents: number,
+    ): Promise<string> {
       const orderId = randomUUID()
-      await messaging.publish(OrderCompleted, { orderId, memberId, email, items, totalCents }, { key: memberId })
+      await messaging.publish(
+        OrderCompleted,
+        { orderId, memberId, email, items, totalCents },
+        { key: memberId },
+      )
       return orderId
     },
   }
@@ -18,7 +27,12 @@ if (isMain(import.meta.url)) {
   runAsProcess('order-service', async () => {
     const messaging = await connect('order-service')
     const service = createOrderService(messaging)
-    const id = await service.complete(randomUUID(), 'member1@example.com', [{ sku: 'KEYBOARD-01', quantity: 1 }], 89_000)
+    const id = await service.complete(
+      randomUUID(),
+      'member1@example.com',
+      [{ sku: 'KEYBOARD-01', quantity: 1 }],
+      89_000,
+    )
     console.log(`[order-service] completed order ${id}`)
     await messaging.close()
     return { close: async () => {} }

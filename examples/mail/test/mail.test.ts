@@ -17,13 +17,21 @@ describe('mail example', () => {
     const service = await startMailService(mail, { outbox, onSent: (m) => sent.push(m) })
     const shop = await createMessaging(url)
     const memberId = await createMemberService(shop).signUp('Kim Minji', 'minji@example.com')
-    await createOrderService(shop).complete(memberId, 'minji@example.com', [{ sku: 'KB-1', quantity: 2 }], 1000)
+    await createOrderService(shop).complete(
+      memberId,
+      'minji@example.com',
+      [{ sku: 'KB-1', quantity: 2 }],
+      1000,
+    )
     const deadline = Date.now() + 10_000
     while (sent.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     await service.close()
     await Promise.all([mail.close(), shop.close()])
 
-    expect(sent.map((m) => m.subject).sort()).toEqual([expect.stringMatching(/^Order [0-9a-f]{8} confirmed$/), 'Welcome, Kim Minji!'])
+    expect(sent.map((m) => m.subject).sort()).toEqual([
+      expect.stringMatching(/^Order [0-9a-f]{8} confirmed$/),
+      'Welcome, Kim Minji!',
+    ])
     const files = await readdir(outbox)
     expect(files).toHaveLength(2)
     const texts = await Promise.all(files.map((f) => readFile(join(outbox, f), 'utf8')))
@@ -34,7 +42,13 @@ describe('mail example', () => {
   it('refuses an order that breaks the schema before anything is sent', async () => {
     const shop = await createMessaging(`memory://mail-test-bad-${Date.now()}`)
     await expect(
-      shop.publish(OrderCompleted, { orderId: 'o1', memberId: 'm1', email: 'not-an-email', items: [], totalCents: -1 }),
+      shop.publish(OrderCompleted, {
+        orderId: 'o1',
+        memberId: 'm1',
+        email: 'not-an-email',
+        items: [],
+        totalCents: -1,
+      }),
     ).rejects.toMatchObject({ code: ErrorCodes.SCHEMA_INVALID })
     await shop.close()
   })

@@ -38,9 +38,15 @@ export interface Message<T = unknown> {
 
 /** Anything with zod's `safeParse` (zod 3/4 schemas fit). */
 export interface Schema<T> {
-  safeParse(
-    value: unknown,
-  ): { success: true; data: T } | { success: false; error: { issues?: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey> }>; message?: string } }
+  safeParse(value: unknown):
+    | { success: true; data: T }
+    | {
+        success: false
+        error: {
+          issues?: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey> }>
+          message?: string
+        }
+      }
 }
 
 /** A named, typed topic. Make one with `defineTopic`. */

@@ -32,10 +32,17 @@ export const jsonCodec: Codec = {
     try {
       text = JSON.stringify(value)
     } catch (cause) {
-      throw new MsgkitError(ErrorCodes.ENCODE_FAILED, 'Message body cannot be encoded as JSON (circular or BigInt?).', { cause })
+      throw new MsgkitError(
+        ErrorCodes.ENCODE_FAILED,
+        'Message body cannot be encoded as JSON (circular or BigInt?).',
+        { cause },
+      )
     }
     if (text === undefined) {
-      throw new MsgkitError(ErrorCodes.ENCODE_FAILED, `Message body of type ${typeof value} cannot be encoded as JSON.`)
+      throw new MsgkitError(
+        ErrorCodes.ENCODE_FAILED,
+        `Message body of type ${typeof value} cannot be encoded as JSON.`,
+      )
     }
     return { body: encoder.encode(text), contentType: ContentTypes.json }
   },
@@ -49,11 +56,16 @@ export const jsonCodec: Codec = {
       throw new MsgkitError(ErrorCodes.DECODE_FAILED, 'Message body is not valid UTF-8.', { cause })
     }
     if (type === 'text/plain') return text
-    if (text.length === 0) throw new MsgkitError(ErrorCodes.DECODE_FAILED, 'Message body is empty; expected JSON.')
+    if (text.length === 0)
+      throw new MsgkitError(ErrorCodes.DECODE_FAILED, 'Message body is empty; expected JSON.')
     try {
       return JSON.parse(text) as unknown
     } catch (cause) {
-      throw new MsgkitError(ErrorCodes.DECODE_FAILED, `Message body is not valid JSON: ${(cause as Error).message}`, { cause })
+      throw new MsgkitError(
+        ErrorCodes.DECODE_FAILED,
+        `Message body is not valid JSON: ${(cause as Error).message}`,
+        { cause },
+      )
     }
   },
 }

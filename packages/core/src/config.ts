@@ -25,19 +25,36 @@ const coreOptionsSchema = z.object({
     .custom<unknown>(
       (v) =>
         v === undefined ||
-        (typeof v === 'object' && v !== null && ['debug', 'info', 'warn', 'error'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function')),
+        (typeof v === 'object' &&
+          v !== null &&
+          ['debug', 'info', 'warn', 'error'].every(
+            (m) => typeof (v as Record<string, unknown>)[m] === 'function',
+          )),
       { message: 'logger must have debug, info, warn and error methods (any pino-style logger)' },
     )
     .optional(),
   codec: z
-    .custom<unknown>((v) => v === undefined || (typeof v === 'object' && v !== null && typeof (v as { encode?: unknown }).encode === 'function' && typeof (v as { decode?: unknown }).decode === 'function'), {
-      message: 'codec must have encode and decode methods',
-    })
+    .custom<unknown>(
+      (v) =>
+        v === undefined ||
+        (typeof v === 'object' &&
+          v !== null &&
+          typeof (v as { encode?: unknown }).encode === 'function' &&
+          typeof (v as { decode?: unknown }).decode === 'function'),
+      {
+        message: 'codec must have encode and decode methods',
+      },
+    )
     .optional(),
   idempotencyStore: z
-    .custom<unknown>((v) => v === undefined || (typeof v === 'object' && v !== null && typeof (v as { has?: unknown }).has === 'function'), {
-      message: 'idempotencyStore must implement has() and add()',
-    })
+    .custom<unknown>(
+      (v) =>
+        v === undefined ||
+        (typeof v === 'object' && v !== null && typeof (v as { has?: unknown }).has === 'function'),
+      {
+        message: 'idempotencyStore must implement has() and add()',
+      },
+    )
     .optional(),
 })
 
@@ -77,7 +94,13 @@ export async function resolveConfig(
   let definition: TransportDefinition
   let urlPassword: string | undefined
 
-  if (typeof input === 'string' || (typeof input === 'object' && input !== null && typeof input.url === 'string' && input.transport === undefined)) {
+  if (
+    typeof input === 'string' ||
+    (typeof input === 'object' &&
+      input !== null &&
+      typeof input.url === 'string' &&
+      input.transport === undefined)
+  ) {
     const url = typeof input === 'string' ? input : (input.url as string)
     const parsed = parseBrokerUrl(url)
     urlPassword = parsed.password
@@ -112,7 +135,10 @@ export async function resolveConfig(
       raw = { ...fromUrl, ...raw }
     }
   } else {
-    throw new MsgkitError(ErrorCodes.CONFIG_INVALID, 'Invalid msgkit config: expected a broker URL string or a config object.')
+    throw new MsgkitError(
+      ErrorCodes.CONFIG_INVALID,
+      'Invalid msgkit config: expected a broker URL string or a config object.',
+    )
   }
 
   const coreRaw: Record<string, unknown> = { ...extra }
@@ -132,7 +158,8 @@ export async function resolveConfig(
   const core = coreOptionsSchema.safeParse(coreRaw)
   if (!core.success) for (const i of core.error.issues) problems.push(`${formatPath(i.path)}: ${i.message}`)
   const transport = definition.configSchema.safeParse(raw)
-  if (!transport.success) for (const i of transport.error.issues) problems.push(`${formatPath(i.path)}: ${i.message}`)
+  if (!transport.success)
+    for (const i of transport.error.issues) problems.push(`${formatPath(i.path)}: ${i.message}`)
   if (problems.length > 0) {
     const text = `Invalid msgkit config for the ${definition.name} transport (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee docs/configuration.md for every option.`
     throw new MsgkitError(ErrorCodes.CONFIG_INVALID, scrubSecrets(text, secrets), {

@@ -2,7 +2,15 @@
  * The subscription engine: the one place where decoding, schema checks, concurrency, per-key
  * order, retries, dead letters, idempotency and graceful shutdown happen — for every transport.
  */
-import type { CloseOptions, DeadLetterInfo, Handler, Message, Schema, Subscription, SubscribeOptions } from './api.js'
+import type {
+  CloseOptions,
+  DeadLetterInfo,
+  Handler,
+  Message,
+  Schema,
+  SubscribeOptions,
+  Subscription,
+} from './api.js'
 import { type Codec, ContentTypes } from './codec.js'
 import { ErrorCodes, isNonRetryable, MsgkitError } from './errors.js'
 import { describeError } from './events.js'
@@ -72,11 +80,14 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   const ordered = options.ordered ?? transport.capabilities.orderedKeys
   const maxAttempts = options.retry === false ? 1 : (options.retry?.attempts ?? 3)
   const backoff = options.retry === false ? {} : (options.retry?.backoff ?? {})
-  const deadLetter = options.deadLetter ?? transport.capabilities.deadLetter
+  // reading a dead-letter topic does not dead-letter again unless asked to
+  const isDeadLetterTopic = spec.topic?.endsWith('.dlq') ?? false
+  const deadLetter = options.deadLetter ?? (transport.capabilities.deadLetter && !isDeadLetterTopic)
   const explicitDlTopic = typeof options.deadLetter === 'object' ? options.deadLetter.topic : undefined
   const atMostOnce = options.delivery === 'at-most-once'
   const idempotency = options.idempotency
-  const store = typeof idempotency === 'object' ? (idempotency.store ?? deps.idempotencyStore) : deps.idempotencyStore
+  const store =
+    typeof idempotency === 'object' ? (idempotency.store ?? deps.idempotencyStore) : deps.idempotencyStore
   const idemTtl = typeof idempotency === 'object' ? (idempotency.ttlMs ?? DAY) : DAY
   const prefetch = options.prefetch ?? Math.max(8, concurrency * 2)
   const codec = spec.codec ?? deps.codec
@@ -150,18 +161,33 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       }
       await transport.send(dlTopic, [out], { deadline: deps.publishDeadline() })
     } catch (sendError) {
-      reportError(sendError, `msgkit could not dead-letter message ${m.id} to ${dlTopic}; it stays on the broker`)
+      reportError(
+        sendError,
+        `msgkit could not dead-letter message ${m.id} to ${dlTopic}; it stays on the broker`,
+      )
       return false
     }
-    logger.warn({ topic: m.topic, group, id: m.id, reason, deadLetterTopic: dlTopic }, 'message dead-lettered')
+    logger.warn(
+      { topic: m.topic, group, id: m.id, reason, deadLetterTopic: dlTopic },
+      'message dead-lettered',
+    )
     deps.emit('dead-lettered', { topic: m.topic, group, id: m.id, reason, deadLetterTopic: dlTopic } as never)
     return true
   }
 
   /** Gives up on a message without retrying: dead-letter it (or drop it when dead letters are off). */
-  const reject = async (delivery: Delivery, reason: string, error: unknown, attempts: number, acked: boolean): Promise<void> => {
+  const reject = async (
+    delivery: Delivery,
+    reason: string,
+    error: unknown,
+    attempts: number,
+    acked: boolean,
+  ): Promise<void> => {
     if (!deadLetter) {
-      logger.error({ topic: delivery.message.topic, group, id: delivery.message.id, reason, err: describeError(error) }, 'message dropped (dead letters are off)')
+      logger.error(
+        { topic: delivery.message.topic, group, id: delivery.message.id, reason, err: describeError(error) },
+        'message dropped (dead letters are off)',
+      )
       if (!acked) await settle(delivery, 'ack')
       return
     }
@@ -189,8 +215,14 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     if (spec.schema) {
       const result = spec.schema.safeParse(body)
       if (!result.success) {
-        const detail = result.error.issues?.map((i) => `${(i.path ?? []).join('.') || '(root)'}: ${i.message}`).join('; ') ?? result.error.message
-        const error = new MsgkitError(ErrorCodes.SCHEMA_INVALID, `Message body does not match the topic's schema: ${detail}`)
+        const detail =
+          result.error.issues
+            ?.map((i) => `${(i.path ?? []).join('.') || '(root)'}: ${i.message}`)
+            .join('; ') ?? result.error.message
+        const error = new MsgkitError(
+          ErrorCodes.SCHEMA_INVALID,
+          `Message body does not match the topic's schema: ${detail}`,
+        )
         return reject(delivery, 'schema-invalid', error, 1, acked)
       }
       body = result.data
@@ -231,12 +263,20 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     try {
       for (;;) {
         if (message.attempt > maxAttempts) {
-          return reject(delivery, 'handler-failed', new Error(`delivered ${message.attempt} times, more than the ${maxAttempts} attempts allowed`), message.attempt - 1, acked)
+          return reject(
+            delivery,
+            'handler-failed',
+            new Error(`delivered ${message.attempt} times, more than the ${maxAttempts} attempts allowed`),
+            message.attempt - 1,
+            acked,
+          )
         }
         let error: unknown
         let failed = false
         try {
-          await runWithTraceparent(userHeaders.traceparent, () => handler({ ...message, headers: { ...message.headers } }, { signal: abort.signal }))
+          await runWithTraceparent(userHeaders.traceparent, () =>
+            handler({ ...message, headers: { ...message.headers } }, { signal: abort.signal }),
+          )
         } catch (e) {
           failed = true
           error = e
@@ -258,10 +298,28 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
           return
         }
         if (isNonRetryable(error)) return reject(delivery, 'non-retryable', error, message.attempt, acked)
-        if (message.attempt >= maxAttempts) return reject(delivery, 'handler-failed', error, message.attempt, acked)
+        if (message.attempt >= maxAttempts)
+          return reject(delivery, 'handler-failed', error, message.attempt, acked)
         const delayMs = backoffDelay(message.attempt, backoff)
-        logger.warn({ topic: raw.topic, group, id: raw.id, attempt: message.attempt, delayMs, err: describeError(error) }, 'handler failed; retrying')
-        deps.emit('retry', { topic: raw.topic, group, id: raw.id, attempt: message.attempt, delayMs, error } as never)
+        logger.warn(
+          {
+            topic: raw.topic,
+            group,
+            id: raw.id,
+            attempt: message.attempt,
+            delayMs,
+            err: describeError(error),
+          },
+          'handler failed; retrying',
+        )
+        deps.emit('retry', {
+          topic: raw.topic,
+          group,
+          id: raw.id,
+          attempt: message.attempt,
+          delayMs,
+          error,
+        } as never)
         if (!(await sleep(delayMs, abort.signal))) {
           if (!acked) await settle(delivery, 'requeue')
           return
@@ -328,7 +386,10 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     await transport.provision(dlTopic, DEAD_LETTER_GROUP)
     provisionedDl.add(dlTopic)
   }
-  const request = spec.topic !== undefined ? { topic: spec.topic, group, prefetch } : { pattern: spec.pattern as string, group, prefetch }
+  const request =
+    spec.topic !== undefined
+      ? { topic: spec.topic, group, prefetch }
+      : { pattern: spec.pattern as string, group, prefetch }
   const transportSub: TransportSubscription = await transport.subscribe(request, onDelivery)
 
   const close = (closeOptions: CloseOptions = {}): Promise<void> => {
@@ -352,8 +413,16 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
         const allDone = await Promise.race([finished, timedOut])
         clearTimeout(timer)
         if (!allDone) {
-          logger.warn({ topic: name, group, inFlight: active.size, timeoutMs }, 'close timed out; aborting in-flight handlers')
-          abort.abort(new MsgkitError(ErrorCodes.HANDLER_TIMEOUT, `Subscription closed after ${timeoutMs} ms; handler aborted.`))
+          logger.warn(
+            { topic: name, group, inFlight: active.size, timeoutMs },
+            'close timed out; aborting in-flight handlers',
+          )
+          abort.abort(
+            new MsgkitError(
+              ErrorCodes.HANDLER_TIMEOUT,
+              `Subscription closed after ${timeoutMs} ms; handler aborted.`,
+            ),
+          )
           // aborted handlers settle their message (requeue) as soon as they notice; don't wait for handlers that ignore the signal
           await Promise.race([Promise.all([...active]), sleep(50)])
         }

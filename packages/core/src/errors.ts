@@ -67,6 +67,7 @@ export function isMsgkitError(error: unknown): error is MsgkitError {
 /** True when a handler error asks not to be retried. */
 export function isNonRetryable(error: unknown): boolean {
   if (error instanceof NonRetryableError) return true
-  if (isMsgkitError(error)) return error.code === ErrorCodes.NON_RETRYABLE || error.retriable === false
-  return false
+  // only an explicit request counts: other msgkit errors inside a handler (e.g. MSGKIT_CLOSED during
+  // shutdown) are ordinary failures and get retried / redelivered
+  return isMsgkitError(error) && error.code === ErrorCodes.NON_RETRYABLE
 }

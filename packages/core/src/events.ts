@@ -33,7 +33,9 @@ export function createEmitter(logger: Logger) {
 export function describeError(error: unknown): { name: string; message: string; code?: string } {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code
-    return typeof code === 'string' ? { name: error.name, message: error.message, code } : { name: error.name, message: error.message }
+    return typeof code === 'string'
+      ? { name: error.name, message: error.message, code }
+      : { name: error.name, message: error.message }
   }
   return { name: typeof error, message: String(error) }
 }

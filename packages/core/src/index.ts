@@ -5,17 +5,38 @@
 export type * from './api.js'
 export { type Codec, ContentTypes, jsonCodec } from './codec.js'
 export type { MessagingConfig } from './config.js'
-export { type ErrorCode, ErrorCodes, isMsgkitError, isNonRetryable, MsgkitError, NonRetryableError } from './errors.js'
+export {
+  type ErrorCode,
+  ErrorCodes,
+  isMsgkitError,
+  isNonRetryable,
+  MsgkitError,
+  NonRetryableError,
+} from './errors.js'
 export { createMemoryIdempotencyStore, type IdempotencyStore } from './idempotency.js'
 export { uuidv7 } from './ids.js'
 export { type Logger, silentLogger } from './logger.js'
 export { createMemoryBroker, getMemoryBroker, type MemoryBroker } from './memory/broker.js'
-export { memoryConfigSchema, memoryTransport, type MemoryTransportConfig } from './memory/definition.js'
+export { type MemoryTransportConfig, memoryConfigSchema, memoryTransport } from './memory/definition.js'
 export { createMessaging } from './messaging.js'
-export { assertGroupName, assertPattern, assertTopicName, DEAD_LETTER_GROUP, deadLetterTopicOf, patternToRegExp } from './names.js'
+export {
+  assertGroupName,
+  assertPattern,
+  assertTopicName,
+  DEAD_LETTER_GROUP,
+  deadLetterTopicOf,
+  patternToRegExp,
+} from './names.js'
 export { isTransportDefinition, loadTransport, transportForScheme, transportRegistry } from './registry.js'
 export { backoffDelay } from './retry.js'
 export type * from './spi.js'
-export { defineTopic, definePattern } from './topics.js'
+export { definePattern, defineTopic } from './topics.js'
 export { nestParams, parseBrokerUrl, redactUrl } from './urls.js'
-export { fromWireHeaders, headerBytes, isReservedHeader, RESERVED_HEADER_PREFIX, toWireHeaders, WireHeaders } from './wire.js'
+export {
+  fromWireHeaders,
+  headerBytes,
+  isReservedHeader,
+  RESERVED_HEADER_PREFIX,
+  toWireHeaders,
+  WireHeaders,
+} from './wire.js'

@@ -10,8 +10,8 @@ import type {
   Producer,
   PublishOptions,
   PublishReceipt,
-  Subscription,
   SubscribeOptions,
+  Subscription,
   Topic,
   TopicPattern,
 } from './api.js'
@@ -41,9 +41,13 @@ function topicName(topic: Topic<unknown> | string): string {
 }
 
 function unsupported(what: string, transport: Transport, hint: string): MsgkitError {
-  return new MsgkitError(ErrorCodes.CAPABILITY_UNSUPPORTED, `The ${transport.name} transport does not support ${what}. ${hint}`, {
-    details: { transport: transport.name, capability: what },
-  })
+  return new MsgkitError(
+    ErrorCodes.CAPABILITY_UNSUPPORTED,
+    `The ${transport.name} transport does not support ${what}. ${hint}`,
+    {
+      details: { transport: transport.name, capability: what },
+    },
+  )
 }
 
 function invalid(message: string): MsgkitError {
@@ -80,14 +84,22 @@ export async function createMessaging(
           if (state === 'closed') return
           state = 'down'
           if (event.error) lastError = describeError(event.error).message
-          logger.warn({ transport: name, err: event.error ? describeError(event.error) : undefined }, 'disconnected')
+          logger.warn(
+            { transport: name, err: event.error ? describeError(event.error) : undefined },
+            'disconnected',
+          )
           emitter.emit('disconnected', { transport: name, error: event.error })
           return
         case 'reconnecting':
           if (state === 'closed') return
           state = 'connecting'
           logger.info({ transport: name, attempt: event.attempt, delayMs: event.delayMs }, 'reconnecting')
-          emitter.emit('reconnecting', { transport: name, attempt: event.attempt, delayMs: event.delayMs, error: event.error })
+          emitter.emit('reconnecting', {
+            transport: name,
+            attempt: event.attempt,
+            delayMs: event.delayMs,
+            error: event.error,
+          })
           return
         case 'error':
           lastError = describeError(event.error).message
@@ -104,7 +116,14 @@ export async function createMessaging(
       transport.connect(),
       new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new MsgkitError(ErrorCodes.CONNECTION_FAILED, `Connecting to the ${transport.name} broker took longer than ${CONNECT_TIMEOUT} ms. Is it running and reachable?`, { retriable: true })),
+          () =>
+            reject(
+              new MsgkitError(
+                ErrorCodes.CONNECTION_FAILED,
+                `Connecting to the ${transport.name} broker took longer than ${CONNECT_TIMEOUT} ms. Is it running and reachable?`,
+                { retriable: true },
+              ),
+            ),
           CONNECT_TIMEOUT,
         )
       }),
@@ -114,7 +133,10 @@ export async function createMessaging(
     if (isMsgkitError(error)) throw error
     throw new MsgkitError(
       ErrorCodes.CONNECTION_FAILED,
-      scrubSecrets(`Could not connect to the ${transport.name} broker: ${describeError(error).message}. Check that it is running and that the URL/credentials are right.`, []),
+      scrubSecrets(
+        `Could not connect to the ${transport.name} broker: ${describeError(error).message}. Check that it is running and that the URL/credentials are right.`,
+        [],
+      ),
       { retriable: true },
     )
   }
@@ -131,16 +153,24 @@ export async function createMessaging(
     if (typed?.schema) {
       const result = typed.schema.safeParse(body)
       if (!result.success) {
-        const detail = result.error.issues?.map((i) => `${(i.path ?? []).join('.') || '(root)'}: ${i.message}`).join('; ') ?? result.error.message
-        throw new MsgkitError(ErrorCodes.SCHEMA_INVALID, `Message for topic ${name} does not match its schema: ${detail}. Nothing was sent.`)
+        const detail =
+          result.error.issues
+            ?.map((i) => `${(i.path ?? []).join('.') || '(root)'}: ${i.message}`)
+            .join('; ') ?? result.error.message
+        throw new MsgkitError(
+          ErrorCodes.SCHEMA_INVALID,
+          `Message for topic ${name} does not match its schema: ${detail}. Nothing was sent.`,
+        )
       }
     }
     const { body: bytes, contentType } = (typed?.codec ?? codec).encode(body)
     const headers: Record<string, string> = {}
     for (const [k, v] of Object.entries(opts.headers ?? {})) {
-      if (typeof v !== 'string') throw invalid(`Header ${JSON.stringify(k)} must be a string (got ${typeof v}). Nothing was sent.`)
+      if (typeof v !== 'string')
+        throw invalid(`Header ${JSON.stringify(k)} must be a string (got ${typeof v}). Nothing was sent.`)
       if (k.length === 0) throw invalid('Header names must not be empty. Nothing was sent.')
-      if (isReservedHeader(k)) throw invalid(`Header ${JSON.stringify(k)} uses the reserved prefix "msgkit-". Nothing was sent.`)
+      if (isReservedHeader(k))
+        throw invalid(`Header ${JSON.stringify(k)} uses the reserved prefix "msgkit-". Nothing was sent.`)
       headers[k] = v
     }
     if (headers.traceparent === undefined) {
@@ -148,15 +178,27 @@ export async function createMessaging(
       if (tp) headers.traceparent = tp
     }
     headers[WireHeaders.contentType] = contentType
-    if (opts.key !== undefined && (typeof opts.key !== 'string' || opts.key.length === 0)) throw invalid('`key` must be a non-empty string. Nothing was sent.')
-    if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id.length === 0 || opts.id.length > 200)) throw invalid('`id` must be a string of 1-200 characters. Nothing was sent.')
+    if (opts.key !== undefined && (typeof opts.key !== 'string' || opts.key.length === 0))
+      throw invalid('`key` must be a non-empty string. Nothing was sent.')
+    if (
+      opts.id !== undefined &&
+      (typeof opts.id !== 'string' || opts.id.length === 0 || opts.id.length > 200)
+    )
+      throw invalid('`id` must be a string of 1-200 characters. Nothing was sent.')
     const message: OutgoingMessage = { id: opts.id ?? uuidv7(), headers, body: bytes, timestamp: Date.now() }
     if (opts.key !== undefined) message.key = opts.key
     if (opts.delayMs !== undefined && opts.delayMs !== 0) {
       const delay = transport.capabilities.delay
-      if (!Number.isFinite(opts.delayMs) || opts.delayMs < 0) throw invalid('`delayMs` must be a non-negative number. Nothing was sent.')
-      if (!delay) throw unsupported('delayed delivery (delayMs)', transport, 'Schedule the message yourself or use a transport with delay support (memory, rabbitmq, activemq, sqs).')
-      if (opts.delayMs > delay.maxMs) throw unsupported(`delays over ${delay.maxMs} ms`, transport, `Use delayMs <= ${delay.maxMs}.`)
+      if (!Number.isFinite(opts.delayMs) || opts.delayMs < 0)
+        throw invalid('`delayMs` must be a non-negative number. Nothing was sent.')
+      if (!delay)
+        throw unsupported(
+          'delayed delivery (delayMs)',
+          transport,
+          'Schedule the message yourself or use a transport with delay support (memory, rabbitmq, activemq, sqs).',
+        )
+      if (opts.delayMs > delay.maxMs)
+        throw unsupported(`delays over ${delay.maxMs} ms`, transport, `Use delayMs <= ${delay.maxMs}.`)
       message.delayMs = Math.round(opts.delayMs)
     }
     const caps = transport.capabilities
@@ -187,14 +229,25 @@ export async function createMessaging(
         new Promise<never>((_, reject) => {
           // a transport that overruns its deadline still gets a little grace before we give up on it
           timer = setTimeout(
-            () => reject(new MsgkitError(ErrorCodes.PUBLISH_TIMEOUT, `Publishing to ${name} was not confirmed within ${timeoutMs} ms. The broker may be down; the message may or may not have been stored.`, { retriable: true })),
+            () =>
+              reject(
+                new MsgkitError(
+                  ErrorCodes.PUBLISH_TIMEOUT,
+                  `Publishing to ${name} was not confirmed within ${timeoutMs} ms. The broker may be down; the message may or may not have been stored.`,
+                  { retriable: true },
+                ),
+              ),
             timeoutMs + 2_000,
           )
         }),
       ])
     } catch (error) {
       if (isMsgkitError(error)) throw error
-      throw new MsgkitError(ErrorCodes.TRANSPORT_ERROR, `Publishing to ${name} failed: ${describeError(error).message}`, { cause: error, retriable: true })
+      throw new MsgkitError(
+        ErrorCodes.TRANSPORT_ERROR,
+        `Publishing to ${name} failed: ${describeError(error).message}`,
+        { cause: error, retriable: true },
+      )
     } finally {
       clearTimeout(timer)
     }
@@ -212,7 +265,11 @@ export async function createMessaging(
       return p
     }
     const assertOpen = (): void => {
-      if (closed || producerClosed) throw new MsgkitError(ErrorCodes.CLOSED, 'This msgkit producer is closed; create a new one with createMessaging().')
+      if (closed || producerClosed)
+        throw new MsgkitError(
+          ErrorCodes.CLOSED,
+          'This msgkit producer is closed; create a new one with createMessaging().',
+        )
     }
     const producer: Producer = {
       publish<T>(topic: Topic<T> | string, body: T, opts?: PublishOptions): Promise<PublishReceipt> {
@@ -220,20 +277,31 @@ export async function createMessaging(
           assertOpen()
           const message = prepare(topic, body, opts)
           const name = topicName(topic as Topic<unknown> | string)
-          return track(send(name, [message], opts?.timeoutMs ?? publishTimeout).then(() => ({ id: message.id, topic: name })))
+          return track(
+            send(name, [message], opts?.timeoutMs ?? publishTimeout).then(() => ({
+              id: message.id,
+              topic: name,
+            })),
+          )
         } catch (error) {
           return Promise.reject(error)
         }
       },
-      publishBatch<T>(topic: Topic<T> | string, items: ReadonlyArray<BatchItem<T>>): Promise<PublishReceipt[]> {
+      publishBatch<T>(
+        topic: Topic<T> | string,
+        items: ReadonlyArray<BatchItem<T>>,
+      ): Promise<PublishReceipt[]> {
         try {
           assertOpen()
-          if (!Array.isArray(items)) throw invalid('publishBatch takes an array of { body, key?, headers?, id?, delayMs? }.')
+          if (!Array.isArray(items))
+            throw invalid('publishBatch takes an array of { body, key?, headers?, id?, delayMs? }.')
           const name = topicName(topic as Topic<unknown> | string)
           const messages = items.map((item) => prepare(topic, item.body, item))
           if (messages.length === 0) return Promise.resolve([])
           const timeout = Math.max(...items.map((i) => i.timeoutMs ?? publishTimeout))
-          return track(send(name, messages, timeout).then(() => messages.map((m) => ({ id: m.id, topic: name }))))
+          return track(
+            send(name, messages, timeout).then(() => messages.map((m) => ({ id: m.id, topic: name }))),
+          )
         } catch (error) {
           return Promise.reject(error)
         }
@@ -251,18 +319,38 @@ export async function createMessaging(
   const producers = new Set<Producer>()
   const root = makeProducer(true)
 
-  const subscribe = async <T>(topic: AnyTopic<T>, options: SubscribeOptions, handler: Handler<T>): Promise<Subscription> => {
-    if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'This msgkit instance is closed; create a new one with createMessaging().')
-    if (typeof handler !== 'function') throw invalid('subscribe(topic, options, handler): handler must be a function.')
-    if (!options || typeof options !== 'object') throw invalid('subscribe(topic, options, handler): options with a `group` are required.')
+  const subscribe = async <T>(
+    topic: AnyTopic<T>,
+    options: SubscribeOptions,
+    handler: Handler<T>,
+  ): Promise<Subscription> => {
+    if (closed)
+      throw new MsgkitError(
+        ErrorCodes.CLOSED,
+        'This msgkit instance is closed; create a new one with createMessaging().',
+      )
+    if (typeof handler !== 'function')
+      throw invalid('subscribe(topic, options, handler): handler must be a function.')
+    if (!options || typeof options !== 'object')
+      throw invalid('subscribe(topic, options, handler): options with a `group` are required.')
     assertGroupName(options.group)
     const concurrency = options.concurrency ?? 1
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) throw invalid('`concurrency` must be an integer from 1 to 10000.')
-    if (options.prefetch !== undefined && (!Number.isInteger(options.prefetch) || options.prefetch < 1)) throw invalid('`prefetch` must be a positive integer.')
-    if (options.retry && options.retry.attempts !== undefined && (!Number.isInteger(options.retry.attempts) || options.retry.attempts < 1)) {
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000)
+      throw invalid('`concurrency` must be an integer from 1 to 10000.')
+    if (options.prefetch !== undefined && (!Number.isInteger(options.prefetch) || options.prefetch < 1))
+      throw invalid('`prefetch` must be a positive integer.')
+    if (
+      options.retry &&
+      options.retry.attempts !== undefined &&
+      (!Number.isInteger(options.retry.attempts) || options.retry.attempts < 1)
+    ) {
       throw invalid('`retry.attempts` must be an integer >= 1 (total handler calls, including the first).')
     }
-    if (options.delivery !== undefined && options.delivery !== 'at-least-once' && options.delivery !== 'at-most-once') {
+    if (
+      options.delivery !== undefined &&
+      options.delivery !== 'at-least-once' &&
+      options.delivery !== 'at-most-once'
+    ) {
       throw invalid("`delivery` must be 'at-least-once' or 'at-most-once'.")
     }
     const caps = transport.capabilities
@@ -270,15 +358,30 @@ export async function createMessaging(
     let spec: { topic?: string; pattern?: string }
     if (isPattern) {
       assertPattern(topic.pattern)
-      if (!caps.patterns) throw unsupported('pattern subscriptions', transport, 'Subscribe to each topic by name instead.')
+      if (!caps.patterns)
+        throw unsupported('pattern subscriptions', transport, 'Subscribe to each topic by name instead.')
       spec = { pattern: topic.pattern }
     } else spec = { topic: topicName(topic as Topic<unknown> | string) }
-    if (options.ordered === true && !caps.orderedKeys) throw unsupported('per-key ordering (ordered: true)', transport, 'Use ordered: false or a transport with ordered keys.')
-    if (options.deadLetter && !caps.deadLetter) throw unsupported('dead-lettering', transport, 'Set deadLetter: false and handle failures in your handler.')
+    if (options.ordered === true && !caps.orderedKeys)
+      throw unsupported(
+        'per-key ordering (ordered: true)',
+        transport,
+        'Use ordered: false or a transport with ordered keys.',
+      )
+    if (options.deadLetter && !caps.deadLetter)
+      throw unsupported(
+        'dead-lettering',
+        transport,
+        'Set deadLetter: false and handle failures in your handler.',
+      )
     const bindingName = spec.topic ?? `pattern:${spec.pattern}`
     const groups = topicGroups.get(bindingName) ?? new Set<string>()
     if (!caps.fanout && groups.size > 0 && !groups.has(options.group)) {
-      throw unsupported('several groups on one topic (fan-out)', transport, `Topic ${bindingName} already has group ${[...groups][0]}; use one group per topic on this transport.`)
+      throw unsupported(
+        'several groups on one topic (fan-out)',
+        transport,
+        `Topic ${bindingName} already has group ${[...groups][0]}; use one group per topic on this transport.`,
+      )
     }
     groups.add(options.group)
     topicGroups.set(bindingName, groups)
@@ -305,7 +408,10 @@ export async function createMessaging(
     return sub
   }
 
-  const consume = <T>(topic: AnyTopic<T>, options: Omit<SubscribeOptions, 'concurrency'>): AsyncIterableIterator<Message<T>> => {
+  const consume = <T>(
+    topic: AnyTopic<T>,
+    options: Omit<SubscribeOptions, 'concurrency'>,
+  ): AsyncIterableIterator<Message<T>> => {
     // handler ↔ iterator hand-off: the handler resolves when the loop asks for the next message
     const queue: Array<{ message: Message<T>; done: () => void }> = []
     const takers: Array<(r: IteratorResult<Message<T>>) => void> = []
@@ -375,7 +481,11 @@ export async function createMessaging(
       const name = topicName(topic as Topic<unknown> | string)
       assertGroupName(group)
       if (!transport.capabilities.persistence) {
-        throw unsupported('provisioning groups that keep messages while no consumer runs (persistence)', transport, 'Start the consumer before publishing.')
+        throw unsupported(
+          'provisioning groups that keep messages while no consumer runs (persistence)',
+          transport,
+          'Start the consumer before publishing.',
+        )
       }
       await transport.provision(name, group)
     },

@@ -41,7 +41,10 @@ function isModuleNotFound(error: unknown, packageName: string): boolean {
 }
 
 /** Loads a transport definition by name; a missing package is an error naming it. */
-export async function loadTransport(name: string, load: ModuleLoader = defaultLoader): Promise<TransportDefinition> {
+export async function loadTransport(
+  name: string,
+  load: ModuleLoader = defaultLoader,
+): Promise<TransportDefinition> {
   const entry = transportRegistry[name]
   if (!entry) {
     throw new MsgkitError(
@@ -62,10 +65,14 @@ export async function loadTransport(name: string, load: ModuleLoader = defaultLo
         { cause, details: { transport: name, packageName } },
       )
     }
-    throw new MsgkitError(ErrorCodes.TRANSPORT_MISSING, `Loading ${packageName} for the ${name} transport failed: ${(cause as Error)?.message}`, {
-      cause,
-      details: { transport: name, packageName },
-    })
+    throw new MsgkitError(
+      ErrorCodes.TRANSPORT_MISSING,
+      `Loading ${packageName} for the ${name} transport failed: ${(cause as Error)?.message}`,
+      {
+        cause,
+        details: { transport: name, packageName },
+      },
+    )
   }
   const definition = (mod as { default?: unknown }).default ?? mod
   if (!isTransportDefinition(definition)) {

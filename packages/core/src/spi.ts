@@ -138,7 +138,10 @@ export interface TransportDefinition<Config = unknown> {
 export interface ConfigSchema<T> {
   safeParse(input: unknown):
     | { success: true; data: T }
-    | { success: false; error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> } }
+    | {
+        success: false
+        error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }
+      }
 }
 
 /** A broker URL split into parts by core (`scheme://user:pass@h1:1,h2:2/path?a=1`). */

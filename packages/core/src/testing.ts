@@ -1,9 +1,10 @@
 /**
  * Test helpers for the memory transport (`@msgkit/core/testing`); never imported by production code.
  */
+
+import { uuidv7 } from './ids.js'
 import { getMemoryBroker } from './memory/broker.js'
 import type { Headers } from './spi.js'
-import { uuidv7 } from './ids.js'
 
 /** The contract-suite probe for `memory://<brokerName>` (shape of @msgkit/testkit's ContractProbe). */
 export function createMemoryProbe(brokerName: string) {
@@ -13,8 +14,18 @@ export function createMemoryProbe(brokerName: string) {
   getMemoryBroker(stopped).stop()
   getMemoryBroker(locked).password = 'correct-horse-battery-staple'
   return {
-    async publishRaw(topic: string, body: Uint8Array, options: { headers?: Headers; key?: string } = {}): Promise<void> {
-      const message = { id: uuidv7(), topic, headers: { ...(options.headers ?? {}) }, body: Uint8Array.from(body), timestamp: Date.now() }
+    async publishRaw(
+      topic: string,
+      body: Uint8Array,
+      options: { headers?: Headers; key?: string } = {},
+    ): Promise<void> {
+      const message = {
+        id: uuidv7(),
+        topic,
+        headers: { ...(options.headers ?? {}) },
+        body: Uint8Array.from(body),
+        timestamp: Date.now(),
+      }
       broker.publish(topic, options.key === undefined ? message : { ...message, key: options.key })
     },
     async restartBroker(): Promise<void> {
@@ -25,7 +36,11 @@ export function createMemoryProbe(brokerName: string) {
     },
     badConnections: [
       { name: 'stopped broker', config: `memory://${stopped}` },
-      { name: 'wrong password', config: `memory://user:wrong-secret-123@${locked}`, secret: 'wrong-secret-123' },
+      {
+        name: 'wrong password',
+        config: `memory://user:wrong-secret-123@${locked}`,
+        secret: 'wrong-secret-123',
+      },
     ],
   }
 }

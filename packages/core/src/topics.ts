@@ -6,7 +6,11 @@ import { assertPattern, assertTopicName } from './names.js'
  * A typed topic. With a zod schema the body type is inferred and checked on publish and consume;
  * without one, give the type as a parameter: `defineTopic<OrderCompleted>('orders.completed')`.
  */
-export function defineTopic<T = unknown>(name: string, schema?: Schema<T>, options: { codec?: Codec } = {}): Topic<T> {
+export function defineTopic<T = unknown>(
+  name: string,
+  schema?: Schema<T>,
+  options: { codec?: Codec } = {},
+): Topic<T> {
   assertTopicName(name)
   return Object.freeze({
     kind: 'topic' as const,
@@ -17,7 +21,11 @@ export function defineTopic<T = unknown>(name: string, schema?: Schema<T>, optio
 }
 
 /** A typed pattern subscription target: `*` matches one dot-separated segment, a trailing `>` one or more. */
-export function definePattern<T = unknown>(pattern: string, schema?: Schema<T>, options: { codec?: Codec } = {}): TopicPattern<T> {
+export function definePattern<T = unknown>(
+  pattern: string,
+  schema?: Schema<T>,
+  options: { codec?: Codec } = {},
+): TopicPattern<T> {
   assertPattern(pattern)
   return Object.freeze({
     kind: 'pattern' as const,

@@ -13,7 +13,10 @@ function decode(part: string, what: string, redacted: string): string {
   try {
     return decodeURIComponent(part)
   } catch {
-    throw new MsgkitError(ErrorCodes.URL_INVALID, `Malformed ${what} in URL ${redacted}: bad percent-encoding.`)
+    throw new MsgkitError(
+      ErrorCodes.URL_INVALID,
+      `Malformed ${what} in URL ${redacted}: bad percent-encoding.`,
+    )
   }
 }
 

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { createMessaging, ErrorCodes, MsgkitError, parseBrokerUrl, redactUrl, transportRegistry } from '../src/index.js'
+import {
+  createMessaging,
+  ErrorCodes,
+  MsgkitError,
+  parseBrokerUrl,
+  redactUrl,
+  transportRegistry,
+} from '../src/index.js'
 
 async function failure(p: Promise<unknown>): Promise<MsgkitError> {
   try {
@@ -58,7 +65,9 @@ describe('broker URL parsing', () => {
   })
 
   it('redacts passwords inside any text', () => {
-    expect(redactUrl('failed to reach amqps://bob:pa55@mq.example:5671/vh')).toBe('failed to reach amqps://bob:***@mq.example:5671/vh')
+    expect(redactUrl('failed to reach amqps://bob:pa55@mq.example:5671/vh')).toBe(
+      'failed to reach amqps://bob:***@mq.example:5671/vh',
+    )
   })
 })
 
@@ -84,7 +93,9 @@ describe('createMessaging config', () => {
 
   it('reports a missing adapter through an injected loader too, without the password', async () => {
     const loader = async (specifier: string): Promise<unknown> => {
-      const error = new Error(`Cannot find package '${specifier}' imported from x`) as Error & { code: string }
+      const error = new Error(`Cannot find package '${specifier}' imported from x`) as Error & {
+        code: string
+      }
       error.code = 'ERR_MODULE_NOT_FOUND'
       throw error
     }
@@ -96,7 +107,13 @@ describe('createMessaging config', () => {
 
   it('lists every invalid field in one error, with paths', async () => {
     const e = await failure(
-      createMessaging({ transport: 'memory', maxMessageBytes: -1, reconnectDelayMs: 'soon', bogus: 1, publish: { timeoutMs: 0 } }),
+      createMessaging({
+        transport: 'memory',
+        maxMessageBytes: -1,
+        reconnectDelayMs: 'soon',
+        bogus: 1,
+        publish: { timeoutMs: 0 },
+      }),
     )
     expect(e.code).toBe(ErrorCodes.CONFIG_INVALID)
     expect(e.message).toContain('maxMessageBytes')

@@ -4,17 +4,25 @@ import {
   assertTopicName,
   backoffDelay,
   ErrorCodes,
+  isNonRetryable,
   jsonCodec,
   MsgkitError,
   NonRetryableError,
-  isNonRetryable,
   patternToRegExp,
   uuidv7,
 } from '../src/index.js'
 
 describe('json codec', () => {
   it('round-trips values, strings and bytes to the same type', () => {
-    for (const value of [{ a: 1, b: ['x'] }, 0, null, true, 'plain text 한국어 👋', '', new Uint8Array([0, 255, 128])]) {
+    for (const value of [
+      { a: 1, b: ['x'] },
+      0,
+      null,
+      true,
+      'plain text 한국어 👋',
+      '',
+      new Uint8Array([0, 255, 128]),
+    ]) {
       const { body, contentType } = jsonCodec.encode(value)
       expect(jsonCodec.decode(body, contentType)).toEqual(value)
     }
@@ -22,7 +30,11 @@ describe('json codec', () => {
 
   it('decodes foreign bodies (no content type) as JSON and fails clearly otherwise', () => {
     expect(jsonCodec.decode(new TextEncoder().encode('{"x":1}'), undefined)).toEqual({ x: 1 })
-    for (const bad of [new Uint8Array([]), new TextEncoder().encode('not json'), new Uint8Array([0xff, 0xfe])]) {
+    for (const bad of [
+      new Uint8Array([]),
+      new TextEncoder().encode('not json'),
+      new Uint8Array([0xff, 0xfe]),
+    ]) {
       expect(() => jsonCodec.decode(bad, undefined)).toThrow(MsgkitError)
       try {
         jsonCodec.decode(bad, undefined)
@@ -42,7 +54,8 @@ describe('json codec', () => {
 
 describe('names and patterns', () => {
   it('accepts broker-safe topic names and refuses the rest', () => {
-    for (const ok of ['orders', 'orders.created', 't-0f1e.a_b', 'A9']) expect(() => assertTopicName(ok)).not.toThrow()
+    for (const ok of ['orders', 'orders.created', 't-0f1e.a_b', 'A9'])
+      expect(() => assertTopicName(ok)).not.toThrow()
     for (const bad of ['', '.x', 'x.', 'a..b', 'a b', 'a,b', 'a*', 'a>', 'ä', 'x'.repeat(201)]) {
       expect(() => assertTopicName(bad)).toThrow(MsgkitError)
     }
@@ -88,5 +101,12 @@ describe('errors and ids', () => {
     expect(new Set(ids).size).toBe(ids.length)
     expect([...ids].sort()).toEqual(ids)
     expect(ids[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+  })
+})
+
+describe('non-retryable errors', () => {
+  it('retries other msgkit errors a handler may throw', () => {
+    expect(isNonRetryable(new MsgkitError(ErrorCodes.CLOSED, 'closed during shutdown'))).toBe(false)
+    expect(isNonRetryable(new MsgkitError(ErrorCodes.NON_RETRYABLE, 'explicit'))).toBe(true)
   })
 })

@@ -95,7 +95,7 @@ export function createMemoryBroker(name: string): MemoryBroker {
 
   const route = (topic: string, message: StoredMessage): void => {
     for (const q of queues.values()) {
-      if (q.exact === topic || (q.pattern && q.pattern.test(topic))) {
+      if (q.exact === topic || q.pattern?.test(topic)) {
         q.ready.push({ message: { ...message, topic }, deliveries: 0 })
         queueMicrotask(() => dispatch(q))
       }

@@ -9,8 +9,16 @@ export const memoryConfigSchema = z
     /** which in-process broker to join (`memory://name`); services sharing a name talk to each other */
     broker: z.string().min(1).default('default'),
     password: z.string().optional(),
-    maxMessageBytes: z.coerce.number().int().positive().default(4 * 1024 * 1024),
-    maxHeaderBytes: z.coerce.number().int().positive().default(64 * 1024),
+    maxMessageBytes: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024),
+    maxHeaderBytes: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(64 * 1024),
     /** wait before reconnecting after a (simulated) broker restart */
     reconnectDelayMs: z.coerce.number().int().min(0).default(100),
   })
@@ -72,9 +80,13 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
         if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')
         const left = deadline - Date.now()
         if (left <= 0) {
-          throw new MsgkitError(ErrorCodes.PUBLISH_TIMEOUT, `Memory broker "${broker.name}" stayed unavailable until the publish deadline.`, {
-            retriable: true,
-          })
+          throw new MsgkitError(
+            ErrorCodes.PUBLISH_TIMEOUT,
+            `Memory broker "${broker.name}" stayed unavailable until the publish deadline.`,
+            {
+              retriable: true,
+            },
+          )
         }
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, left)
@@ -101,12 +113,19 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
       async connect() {
         if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')
         if (!broker.up) {
-          throw new MsgkitError(ErrorCodes.CONNECTION_FAILED, `Memory broker "${broker.name}" is not running (stopped or restarting). Start it, or try again.`, {
-            retriable: true,
-          })
+          throw new MsgkitError(
+            ErrorCodes.CONNECTION_FAILED,
+            `Memory broker "${broker.name}" is not running (stopped or restarting). Start it, or try again.`,
+            {
+              retriable: true,
+            },
+          )
         }
         if (broker.password !== undefined && broker.password !== config.password) {
-          throw new MsgkitError(ErrorCodes.AUTH_FAILED, `Memory broker "${broker.name}" refused the credentials. Check the password in the msgkit config.`)
+          throw new MsgkitError(
+            ErrorCodes.AUTH_FAILED,
+            `Memory broker "${broker.name}" refused the credentials. Check the password in the msgkit config.`,
+          )
         }
         connected = true
         unlisten = broker.onStateChange(onBrokerState)
@@ -115,7 +134,13 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
       async send(topic, messages, options) {
         await waitConnected(options.deadline)
         for (const m of messages) {
-          const stored = { id: m.id, topic, headers: { ...m.headers }, body: Uint8Array.from(m.body), timestamp: m.timestamp }
+          const stored = {
+            id: m.id,
+            topic,
+            headers: { ...m.headers },
+            body: Uint8Array.from(m.body),
+            timestamp: m.timestamp,
+          }
           broker.publish(topic, m.key === undefined ? stored : { ...stored, key: m.key }, m.delayMs)
         }
       },
@@ -124,7 +149,8 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
       },
       async subscribe(request, onDelivery): Promise<TransportSubscription> {
         if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')
-        const binding = request.topic !== undefined ? { topic: request.topic } : { pattern: request.pattern as string }
+        const binding =
+          request.topic !== undefined ? { topic: request.topic } : { pattern: request.pattern as string }
         const qname = broker.ensureQueue(binding, request.group)
         let stopped = false
         const consumer: MemoryConsumer = {
