@@ -16,7 +16,7 @@ import { ErrorCodes, isNonRetryable, MsgkitError } from './errors.js'
 import { describeError } from './events.js'
 import type { IdempotencyStore } from './idempotency.js'
 import type { Logger } from './logger.js'
-import { DEAD_LETTER_GROUP, deadLetterTopicOf } from './names.js'
+import { DEAD_LETTER_GROUP, deadLetterTopicOf, patternToRegExp } from './names.js'
 import { backoffDelay, sleep } from './retry.js'
 import type { Delivery, Headers, OutgoingMessage, Transport, TransportSubscription } from './spi.js'
 import { runWithTraceparent } from './tracing.js'
@@ -370,9 +370,15 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     }
   }
 
+  const patternFilter = spec.pattern === undefined ? undefined : patternToRegExp(spec.pattern)
   const onDelivery = (delivery: Delivery): Promise<void> => {
     if (closing) {
       void settle(delivery, 'requeue')
+      return Promise.resolve()
+    }
+    if (patternFilter && !patternFilter.test(delivery.message.topic)) {
+      // brokers whose routing cannot exclude dead-letter topics (AMQP bindings) still hand them over
+      void settle(delivery, 'ack')
       return Promise.resolve()
     }
     pending.push({ delivery, key: delivery.message.key })

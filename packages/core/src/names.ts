@@ -43,7 +43,9 @@ export function patternToRegExp(pattern: string): RegExp {
     if (s === '>') return '[^.]+(?:\\.[^.]+)*'
     return s.replace(/[-]/g, '\\-')
   })
-  return new RegExp(`^${parts.join('\\.')}$`)
+  // dead-letter topics are not part of a pattern unless the pattern names them explicitly
+  const guard = pattern.endsWith('.dlq') ? '' : '(?!.*\\.dlq$)'
+  return new RegExp(`^${guard}${parts.join('\\.')}$`)
 }
 
 /** The dead-letter topic of a (topic, group) pair. */

@@ -110,3 +110,11 @@ describe('non-retryable errors', () => {
     expect(isNonRetryable(new MsgkitError(ErrorCodes.NON_RETRYABLE, 'explicit'))).toBe(true)
   })
 })
+
+describe('patterns and dead-letter topics', () => {
+  it('leaves dead-letter topics out unless the pattern names them', () => {
+    expect(patternToRegExp('orders.>').test('orders.created.mail.dlq')).toBe(false)
+    expect(patternToRegExp('orders.>').test('orders.created')).toBe(true)
+    expect(patternToRegExp('orders.*.*.dlq').test('orders.created.mail.dlq')).toBe(true)
+  })
+})

@@ -1,0 +1,249 @@
+/** Kafka-specific behaviour against a real broker, beyond the contract suite. */
+import { execFile } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import {
+  createMessaging,
+  definePattern,
+  ErrorCodes,
+  type Messaging,
+  type MessagingOptions,
+} from '@msgkit/core'
+import { createHandlerSpy, waitFor } from '@msgkit/testkit'
+import { Kafka, logLevel } from 'kafkajs'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import kafkaTransport from '../src/index.js'
+import { createKafkaProbe } from '../src/testing.js'
+import { brokersOf, deleteTopicsCreatedSince, topicsNow } from './broker-helpers.js'
+
+const url = process.env.MSGKIT_KAFKA_URL ?? 'kafka://127.0.0.1:9092'
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
+const kafkaScript = (command: string) =>
+  promisify(execFile)('scripts/brokers/kafka.sh', [command], { cwd: repoRoot, timeout: 180_000 })
+
+const probe = createKafkaProbe({ brokers: brokersOf(url) })
+const topicsBefore = await topicsNow(url)
+const opened: Messaging[] = []
+
+/** A Messaging on the broker under test; `params` are added to the URL (e.g. partitions=1). */
+async function open(params = '', options: MessagingOptions = {}): Promise<Messaging> {
+  const full = params ? `${url}${url.includes('?') ? '&' : '?'}${params}` : url
+  const messaging = await createMessaging({ transport: kafkaTransport, url: full }, options)
+  opened.push(messaging)
+  return messaging
+}
+const topic = () => `k-${randomUUID()}`
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+afterEach(async () => {
+  await Promise.allSettled(opened.splice(0).map((m) => m.close({ timeoutMs: 2_000 })))
+})
+afterAll(async () => {
+  await probe.close()
+  await deleteTopicsCreatedSince(url, topicsBefore)
+})
+
+describe('kafka transport on a real broker', () => {
+  it('consumes records of a foreign producer: null key, repeated headers, no msgkit id', async () => {
+    const messaging = await open()
+    const name = topic()
+    const spy = createHandlerSpy()
+    await messaging.subscribe(name, { group: 'foreign' }, spy.handler)
+    const raw = new Kafka({
+      clientId: 'foreign',
+      brokers: brokersOf(url),
+      logLevel: logLevel.NOTHING,
+    }).producer()
+    await raw.connect()
+    try {
+      await raw.send({
+        topic: name,
+        messages: [
+          {
+            key: null,
+            value: Buffer.from('{"hello":"world"}'),
+            headers: {
+              multi: [Buffer.from('one'), Buffer.from('two')],
+              plain: 'text',
+              bin: Buffer.from([0xe2, 0x82, 0xac]),
+            },
+          },
+        ],
+      })
+    } finally {
+      await raw.disconnect()
+    }
+    const message = await spy.waitForMessage(() => true, { timeoutMs: 15_000 })
+    expect(message.body).toEqual({ hello: 'world' })
+    expect(message.key).toBeUndefined()
+    expect(message.id).toMatch(new RegExp(`^${name}-\\d+-\\d+$`))
+    expect(message.headers).toEqual({ multi: 'two', plain: 'text', bin: '€' })
+    expect(message.redelivered).toBe(false)
+  }, 60_000)
+
+  it('a poison message does not block its partition; it is dead-lettered and committed past', async () => {
+    // one partition: the poison message and everything after it share it
+    const messaging = await open('partitions=1')
+    const name = topic()
+    const group = 'poison'
+    const dead = createHandlerSpy()
+    await messaging.subscribe(`${name}.${group}.dlq`, { group: 'dlq' }, dead.handler)
+    const handled: Array<{ key: string; at: number }> = []
+    await messaging.subscribe(
+      name,
+      { group, concurrency: 4, retry: { attempts: 4, backoff: { initialMs: 400, maxMs: 400, jitter: 0 } } },
+      (message) => {
+        if (message.key === 'poison') throw new Error('poison')
+        handled.push({ key: message.key ?? '?', at: Date.now() })
+      },
+    )
+    const poison = await messaging.publish(name, { poison: true }, { key: 'poison' })
+    const others = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => messaging.publish(name, { i }, { key: `ok-${i % 5}` })),
+    )
+    await waitFor(() => handled.length === others.length, {
+      timeoutMs: 15_000,
+      message: 'all others handled',
+    })
+    const letter = await dead.waitForMessage((m) => m.id === poison.id, { timeoutMs: 15_000 })
+    const deadAt = Date.now()
+    // the others did not wait for the poison message's retries (~1.2 s)
+    expect(Math.max(...handled.map((h) => h.at))).toBeLessThan(deadAt)
+    expect(letter.deadLetter).toMatchObject({ reason: 'handler-failed', attempts: 4 })
+    await waitFor(async () => (await probe.pendingCount(name, group)) === 0, {
+      timeoutMs: 15_000,
+      message: 'the group committed past the poison message',
+    })
+  }, 60_000)
+
+  it('per-key order with concurrency 4 across two members while the group rebalances twice', async () => {
+    const name = topic()
+    const group = 'order'
+    const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
+    const perKey = 60
+    const log: Array<{ key: string; seq: number; member: string }> = []
+    const running = new Set<string>()
+    const overlaps: string[] = []
+    const handlerFor =
+      (member: string) =>
+      async (message: { key?: string; body: unknown }): Promise<void> => {
+        const key = message.key ?? '?'
+        const seq = (message.body as { seq: number }).seq
+        if (running.has(`${member}:${key}`)) overlaps.push(`${member}:${key}#${seq}`)
+        running.add(`${member}:${key}`)
+        await sleep(1 + Math.random() * 4)
+        log.push({ key, seq, member })
+        running.delete(`${member}:${key}`)
+      }
+    const a = await open('partitions=4')
+    const subA = await a.subscribe(name, { group, concurrency: 4 }, handlerFor('a'))
+    const producer = await open()
+    let b: Messaging | undefined
+    for (let seq = 0; seq < perKey; seq++) {
+      if (seq === perKey / 3) {
+        b = await open()
+        await b.subscribe(name, { group, concurrency: 4 }, handlerFor('b'))
+      }
+      if (seq === (2 * perKey) / 3) await subA.close()
+      await Promise.all(keys.map((key) => producer.publish(name, { seq }, { key })))
+      await sleep(15)
+    }
+    await waitFor(
+      () => keys.every((key) => new Set(log.filter((l) => l.key === key).map((l) => l.seq)).size === perKey),
+      {
+        timeoutMs: 30_000,
+        message: 'every key fully handled',
+      },
+    )
+    await sleep(500)
+    let duplicates = 0
+    for (const key of keys) {
+      const seen = new Set<number>()
+      const firsts: number[] = []
+      for (const entry of log.filter((l) => l.key === key)) {
+        if (seen.has(entry.seq)) {
+          duplicates++
+          continue
+        }
+        seen.add(entry.seq)
+        firsts.push(entry.seq)
+      }
+      expect(firsts, `${key}: first handlings in publish order, no gaps`).toEqual(
+        Array.from({ length: perKey }, (_, i) => i),
+      )
+    }
+    expect(overlaps, 'same key handled twice at once inside one member').toEqual([])
+    expect(new Set(log.map((l) => l.member))).toEqual(new Set(['a', 'b']))
+    console.log(`[kafka] rebalance order test: ${log.length} handlings, ${duplicates} duplicates`)
+    expect(duplicates, 'redeliveries caused by the two rebalances').toBeLessThanOrEqual(keys.length * 4)
+    expect(b).toBeDefined()
+  }, 90_000)
+
+  it('a pattern subscription picks up topics created after it started, from their first message', async () => {
+    const messaging = await open('patternRefreshInterval=500')
+    const base = topic()
+    const spy = createHandlerSpy()
+    await messaging.subscribe(definePattern(`${base}.*`), { group: 'late' }, spy.handler)
+    const first = await messaging.publish(`${base}.created-later`, 'first')
+    const second = await messaging.publish(`${base}.created-later`, 'second')
+    await messaging.publish(`${base}.deeper.nested`, 'not matched')
+    // no key: the two may sit on different partitions, so no order between them
+    await spy.waitForCount(2, { timeoutMs: 20_000 })
+    await sleep(500)
+    expect(new Set(spy.messages.map((m) => m.id))).toEqual(new Set([first.id, second.id]))
+    expect(spy.messages.length).toBe(2)
+  }, 60_000)
+
+  it('the largest record msgkit accepts fits the broker: max body, big key, headers near the limit', async () => {
+    const messaging = await open()
+    const name = topic()
+    const spy = createHandlerSpy()
+    await messaging.subscribe(name, { group: 'big' }, spy.handler)
+    const { maxMessageBytes, maxHeaderBytes } = messaging.capabilities
+    const body = new Uint8Array(maxMessageBytes).fill(0x5a)
+    // core counts the key and msgkit's own headers (id, content type, timestamp) against maxHeaderBytes
+    const key = 'k'.repeat(1_024)
+    const headers: Record<string, string> = {}
+    for (let i = 0; i < 20; i++)
+      headers[`h${i}`] = 'v'.repeat(Math.floor((maxHeaderBytes - key.length - 400) / 20) - 4)
+    const receipt = await messaging.publish(name, body, { key, headers, timeoutMs: 30_000 })
+    const message = await spy.waitForMessage((m) => m.id === receipt.id, { timeoutMs: 30_000 })
+    expect((message.body as Uint8Array).byteLength).toBe(maxMessageBytes)
+    expect(message.key).toBe(key)
+  }, 60_000)
+
+  it('publishes during an outage wait for their deadline, then reject; afterwards publishing resumes', async () => {
+    const messaging = await open()
+    const name = topic()
+    const spy = createHandlerSpy()
+    await messaging.subscribe(name, { group: 'outage' }, spy.handler)
+    const events: string[] = []
+    for (const event of ['connected', 'disconnected', 'reconnecting'] as const)
+      messaging.on(event, () => events.push(event))
+    await messaging.publish(name, 'before')
+    await kafkaScript('stop')
+    try {
+      const started = Date.now()
+      const outcome = await messaging.publish(name, 'during', { timeoutMs: 3_000 }).then(
+        () => 'resolved',
+        (error: { code?: string }) => error.code,
+      )
+      const took = Date.now() - started
+      console.log(`[kafka] publish during outage: ${outcome} after ${took} ms`)
+      expect(outcome).toBe(ErrorCodes.PUBLISH_TIMEOUT)
+      expect(took).toBeGreaterThanOrEqual(2_900)
+      expect(took).toBeLessThan(6_000)
+    } finally {
+      await kafkaScript('start')
+    }
+    const backAt = Date.now()
+    const after = await messaging.publish(name, 'after', { timeoutMs: 30_000 })
+    console.log(`[kafka] first publish after the broker came back: ${Date.now() - backAt} ms`)
+    await spy.waitForMessage((m) => m.id === after.id, { timeoutMs: 60_000 })
+    console.log(`[kafka] consumer received it ${Date.now() - backAt} ms after the broker came back`)
+    await waitFor(() => events.includes('connected'), { timeoutMs: 15_000, message: 'a connected event' })
+    expect(events.indexOf('disconnected')).toBeGreaterThanOrEqual(0)
+    expect(events.lastIndexOf('connected')).toBeGreaterThan(events.indexOf('disconnected'))
+  }, 180_000)
+})
