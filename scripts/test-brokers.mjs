@@ -8,8 +8,16 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const BROKERS = {
-  rabbitmq: { script: 'scripts/brokers/rabbitmq.sh', tests: ['packages/rabbitmq/test'] },
-  kafka: { script: 'scripts/brokers/kafka.sh', tests: ['packages/kafka/test'] },
+  rabbitmq: {
+    script: 'scripts/brokers/rabbitmq.sh',
+    tests: ['packages/rabbitmq/test', 'test/brokers'],
+    url: 'amqp://guest:guest@127.0.0.1:5672',
+  },
+  kafka: {
+    script: 'scripts/brokers/kafka.sh',
+    tests: ['packages/kafka/test', 'test/brokers'],
+    url: 'kafka://127.0.0.1:9092',
+  },
 }
 
 const args = process.argv.slice(2).filter((a) => a !== '--')
@@ -27,7 +35,7 @@ const status = (script) => spawnSync('bash', [script, 'status'], { cwd: root, st
 
 const results = []
 for (const name of selected) {
-  const { script, tests } = BROKERS[name]
+  const { script, tests, url } = BROKERS[name]
   const started = Date.now()
   console.log(`\n=== ${name}: installing and starting the broker (${script}) ===`)
   const wasRunning = status(script)
@@ -46,7 +54,10 @@ for (const name of selected) {
     results.push({ name, ok: false, why: 'no tests found' })
   } else {
     console.log(`\n=== ${name}: running ${files.join(' ')} against the real broker ===`)
-    const vitest = run('pnpm', ['exec', 'vitest', 'run', '--project', 'brokers', ...files])
+    // test/brokers holds cross-package tests that run once per broker, pointed at it by MSGKIT_URL
+    const vitest = run('pnpm', ['exec', 'vitest', 'run', '--project', 'brokers', ...files], {
+      env: { ...process.env, MSGKIT_URL: url },
+    })
     results.push({ name, ok: vitest.status === 0, why: vitest.status === 0 ? '' : 'tests failed' })
   }
   if (!wasRunning) {
