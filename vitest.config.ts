@@ -11,7 +11,11 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['packages/*/test/**/*.test.ts', 'test/unit/**/*.test.ts', 'examples/**/test/**/*.test.ts'],
+          include: [
+            'packages/*/test/**/*.test.ts',
+            'test/unit/**/*.test.ts',
+            'examples/**/test/**/*.test.ts',
+          ],
           exclude: ['**/*.broker.test.ts', '**/node_modules/**'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
