@@ -1,16 +1,38 @@
-/** pnpm bench [memory] — prints throughput and the msgkit/raw ratio measured in the same run. */
-import { benchMemory } from './memory.js'
+/**
+ * pnpm bench [memory|kafka|rabbitmq|all] — throughput of raw clients and msgkit side by side in
+ * one run, and the msgkit/raw ratios. Environment: BENCH_ROUNDS, BENCH_MESSAGES, BENCH_BODY_BYTES,
+ * BENCH_KAFKA_BROKERS, BENCH_AMQP_URL (see README.md).
+ */
+import { type BenchDefinition, BrokerUnreachableError, runBench } from './harness.js'
+import { kafkaBench } from './kafka.js'
+import { memoryBench } from './memory.js'
+import { rabbitmqBench } from './rabbitmq.js'
+import { environmentLine, renderResult } from './report.js'
+
+const benches: Record<string, () => Promise<BenchDefinition>> = {
+  memory: memoryBench,
+  kafka: kafkaBench,
+  rabbitmq: rabbitmqBench,
+}
 
 const which = process.argv[2] ?? 'memory'
-if (which !== 'memory') {
-  console.error(`unknown bench "${which}" (known: memory)`)
+if (which !== 'all' && !(which in benches)) {
+  console.error(`unknown bench "${which}" (known: ${Object.keys(benches).join(', ')}, all)`)
   process.exit(2)
 }
-console.log(`bench ${which}: node ${process.version}, ${new Date().toISOString()}`)
-const [raw, msgkit] = await benchMemory(Number(process.env.BENCH_MESSAGES ?? 50_000))
-for (const r of [raw, msgkit])
-  if (r)
-    console.log(
-      `  ${r.name.padEnd(48)} ${String(r.perSecond).padStart(8)} msg/s  (${r.messages} in ${r.ms.toFixed(0)} ms)`,
-    )
-if (raw && msgkit) console.log(`  ratio msgkit / raw: ${(msgkit.perSecond / raw.perSecond).toFixed(2)}`)
+const names = which === 'all' ? Object.keys(benches) : [which]
+console.log(`msgkit bench: ${names.join(', ')}; ${environmentLine()}\n`)
+
+let failed = false
+for (const name of names) {
+  try {
+    const definition = await benches[name]!()
+    const result = await runBench(definition)
+    console.log(`${renderResult(result)}\n`)
+  } catch (error) {
+    failed = true
+    if (error instanceof BrokerUnreachableError) console.error(`\n${name}: skipped. ${error.message}\n`)
+    else console.error(`\n${name}: failed:`, error, '\n')
+  }
+}
+process.exit(failed ? 1 : 0)
