@@ -124,7 +124,7 @@ export interface SubscribeOptions {
   idempotency?: boolean | IdempotencyOptions
   /** aborting it closes the subscription */
   signal?: AbortSignal
-  /** deliveries buffered ahead of the handlers (default concurrency * 2, at least 8) */
+  /** deliveries buffered ahead of the handlers (default 8 × concurrency, from 16 to 1000) */
   prefetch?: number
 }
 

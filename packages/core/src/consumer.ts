@@ -89,7 +89,8 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   const store =
     typeof idempotency === 'object' ? (idempotency.store ?? deps.idempotencyStore) : deps.idempotencyStore
   const idemTtl = typeof idempotency === 'object' ? (idempotency.ttlMs ?? DAY) : DAY
-  const prefetch = options.prefetch ?? Math.max(8, concurrency * 2)
+  // enough buffered to keep the handlers busy across a broker round trip; small enough that a crash redelivers little
+  const prefetch = options.prefetch ?? Math.min(1000, Math.max(16, concurrency * 8))
   const codec = spec.codec ?? deps.codec
   const name = spec.topic ?? spec.pattern ?? ''
 

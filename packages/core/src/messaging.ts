@@ -27,10 +27,12 @@ import { assertGroupName, assertPattern, assertTopicName } from './names.js'
 import type { ModuleLoader } from './registry.js'
 import type { OutgoingMessage, Transport } from './spi.js'
 import { childTraceparent } from './tracing.js'
-import { headerBytes, isReservedHeader, toWireHeaders, WireHeaders } from './wire.js'
+import { headerBytes, isReservedHeader, WireHeaders } from './wire.js'
 
 const DEFAULT_PUBLISH_TIMEOUT = 30_000
 const CONNECT_TIMEOUT = 30_000
+// msgkit-id + msgkit-timestamp names and a 13-digit timestamp
+const WIRE_ID_OVERHEAD = WireHeaders.id.length + WireHeaders.timestamp.length + 13
 
 type AnyTopic<T> = Topic<T> | TopicPattern<T> | string
 
@@ -209,7 +211,12 @@ export async function createMessaging(
         { details: { topic: name, bytes: bytes.byteLength, max: caps.maxMessageBytes } },
       )
     }
-    const hb = headerBytes(toWireHeaders(message))
+    // user headers plus the id / key / timestamp headers an adapter may add (see toWireHeaders)
+    const hb =
+      headerBytes(headers) +
+      WIRE_ID_OVERHEAD +
+      Buffer.byteLength(message.id) +
+      (message.key === undefined ? 0 : WireHeaders.key.length + Buffer.byteLength(message.key))
     if (hb > caps.maxHeaderBytes) {
       throw new MsgkitError(
         ErrorCodes.MESSAGE_TOO_LARGE,
