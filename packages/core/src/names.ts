@@ -15,9 +15,19 @@ export function assertTopicName(name: string, what = 'topic'): void {
   }
 }
 
-/** Throws MSGKIT_INVALID_ARGUMENT unless `name` is a valid group name. */
+const GROUP = /^[A-Za-z0-9_-]{1,100}$/
+
+/**
+ * Throws MSGKIT_INVALID_ARGUMENT unless `name` is a valid group name. No dots: brokers name a group's
+ * queue `<topic>.<group>`, which is only unambiguous when the group is one segment.
+ */
 export function assertGroupName(name: string): void {
-  assertTopicName(name, 'group')
+  if (typeof name !== 'string' || !GROUP.test(name)) {
+    throw new MsgkitError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `Invalid group name ${JSON.stringify(name)}: use 1-100 characters from A-Z a-z 0-9 _ - (no dots).`,
+    )
+  }
 }
 
 /** Throws unless `pattern` uses `*` (one segment) and an optional trailing `>` (one or more segments). */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  assertGroupName,
   assertPattern,
   assertTopicName,
   backoffDelay,
@@ -116,5 +117,12 @@ describe('patterns and dead-letter topics', () => {
     expect(patternToRegExp('orders.>').test('orders.created.mail.dlq')).toBe(false)
     expect(patternToRegExp('orders.>').test('orders.created')).toBe(true)
     expect(patternToRegExp('orders.*.*.dlq').test('orders.created.mail.dlq')).toBe(true)
+  })
+})
+
+describe('group names', () => {
+  it('are one segment, so `<topic>.<group>` names stay unambiguous', () => {
+    expect(() => assertGroupName('mail-service_2')).not.toThrow()
+    for (const bad of ['', 'a.b', 'a b', 'x'.repeat(101)]) expect(() => assertGroupName(bad)).toThrow(MsgkitError)
   })
 })
