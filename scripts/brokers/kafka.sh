@@ -29,6 +29,8 @@ set -euo pipefail
 
 PROG="kafka.sh"
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh
+source "$SCRIPT_DIR/common.sh"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 POM="$SCRIPT_DIR/kafka/pom.xml"
 BROKERS_DIR="${MSGKIT_BROKERS_DIR:-$REPO_ROOT/.brokers}"
@@ -48,19 +50,6 @@ STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-20}"
 HEAP="${KAFKA_HEAP:--Xmx1g -Xms256m}"
 
 # ---------------------------------------------------------------------------------------------
-log() { printf '[%s] %s\n' "$PROG" "$*"; }
-die() {
-  printf '[%s] ERROR: %s\n' "$PROG" "$1" >&2
-  shift
-  local hint
-  for hint in "$@"; do printf '[%s]   try: %s\n' "$PROG" "$hint" >&2; done
-  exit 1
-}
-now_us() { local t="${EPOCHREALTIME//[.,]/}"; echo "$((10#$t))"; }
-since() { # since START_US -> "1.234 s"
-  local d=$(($(now_us) - $1))
-  printf '%d.%03d s' "$((d / 1000000))" "$(((d / 1000) % 1000))"
-}
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -74,22 +63,7 @@ as_root() {
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
-close_inherited_fds() {
-  # Call in the subshell that execs a daemon: fds > 2 inherited from the caller (a test runner's
-  # pipes) would otherwise stay open in the broker for its whole life, and a caller waiting for
-  # EOF on them would hang. 255 is bash's own script fd (close-on-exec anyway).
-  local f fd
-  for f in "/proc/$BASHPID/fd/"*; do
-    fd="${f##*/}"
-    if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-  done
-}
 
-alive() { # alive PID -> 0 when the process exists and is not a zombie (PID 1 may reap late)
-  local st
-  st="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
 
 broker_pid() { # prints the broker's pid when the process from our pid file is alive
   local pid
@@ -374,22 +348,5 @@ cmd_status() {
   return 3
 }
 
-cmd_restart() {
-  local t0
-  t0="$(now_us)"
-  cmd_stop
-  cmd_start
-  log "restart took $(since "$t0")"
-}
 
-case "${1:-}" in
-  install) cmd_install ;;
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  status) cmd_status ;;
-  restart) cmd_restart ;;
-  *)
-    echo "usage: $0 install|start|stop|status|restart" >&2
-    exit 2
-    ;;
-esac
+broker_main "$@"

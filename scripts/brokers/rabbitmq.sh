@@ -33,24 +33,13 @@ MNESIA_BASE="/var/lib/rabbitmq/mnesia"
 PID_FILE="${MNESIA_BASE}/${RABBITMQ_NODENAME}.pid"
 LOG_DIR="/var/log/rabbitmq"
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh
+source "$SCRIPT_DIR/common.sh"
 STATE_DIR="${MSGKIT_BROKERS_DIR:-$(cd "$SCRIPT_DIR/../.." && pwd)/.brokers}/rabbitmq"
 # The Debian wrappers cd to /var/lib/rabbitmq; run from / so a deleted cwd never bites.
 cd /
 
 # ---------------------------------------------------------------------------------------------
-log() { printf '[%s] %s\n' "$PROG" "$*"; }
-die() {
-  printf '[%s] ERROR: %s\n' "$PROG" "$1" >&2
-  shift
-  local hint
-  for hint in "$@"; do printf '[%s]   try: %s\n' "$PROG" "$hint" >&2; done
-  exit 1
-}
-now_us() { local t="${EPOCHREALTIME//[.,]/}"; echo "$((10#$t))"; }
-since() { # since START_US -> "1.234 s"
-  local d=$(($(now_us) - $1))
-  printf '%d.%03d s' "$((d / 1000000))" "$(((d / 1000) % 1000))"
-}
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -67,22 +56,7 @@ port_open() { # port_open PORT -> 0 when something accepts on 127.0.0.1:PORT
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-close_inherited_fds() {
-  # Call in the subshell that starts the node: fds > 2 inherited from the caller (a test runner's
-  # pipes) would otherwise stay open in the detached Erlang VM for its whole life, and a caller
-  # waiting for EOF on them would hang. 255 is bash's own script fd (close-on-exec anyway).
-  local f fd
-  for f in "/proc/$BASHPID/fd/"*; do
-    fd="${f##*/}"
-    if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-  done
-}
 
-alive() { # alive PID -> 0 when the process exists and is not a zombie (PID 1 may reap late)
-  local st
-  st="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
 
 node_pid() { # prints the node's OS pid when its beam process is alive
   local pid
@@ -272,22 +246,5 @@ cmd_status() {
   return 3
 }
 
-cmd_restart() {
-  local t0
-  t0="$(now_us)"
-  cmd_stop
-  cmd_start
-  log "restart took $(since "$t0")"
-}
 
-case "${1:-}" in
-  install) cmd_install ;;
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  status) cmd_status ;;
-  restart) cmd_restart ;;
-  *)
-    echo "usage: $0 install|start|stop|status|restart" >&2
-    exit 2
-    ;;
-esac
+broker_main "$@"

@@ -123,6 +123,7 @@ describe('patterns and dead-letter topics', () => {
 describe('group names', () => {
   it('are one segment, so `<topic>.<group>` names stay unambiguous', () => {
     expect(() => assertGroupName('mail-service_2')).not.toThrow()
-    for (const bad of ['', 'a.b', 'a b', 'x'.repeat(101)]) expect(() => assertGroupName(bad)).toThrow(MsgkitError)
+    for (const bad of ['', 'a.b', 'a b', 'x'.repeat(101)])
+      expect(() => assertGroupName(bad)).toThrow(MsgkitError)
   })
 })
