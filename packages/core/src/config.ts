@@ -62,6 +62,8 @@ export interface ResolvedConfig {
   definition: TransportDefinition
   transportConfig: unknown
   options: MessagingOptions
+  /** secret values from the config (URL password, secretFields) to scrub from any text */
+  secrets: string[]
 }
 
 function getPath(obj: unknown, path: string): unknown {
@@ -90,20 +92,21 @@ export async function resolveConfig(
   extra: MessagingOptions = {},
   load?: ModuleLoader,
 ): Promise<ResolvedConfig> {
-  let raw: Record<string, unknown>
-  let definition: TransportDefinition
-  let urlPassword: string | undefined
+  if (typeof input !== 'string' && (typeof input !== 'object' || input === null)) {
+    throw new MsgkitError(
+      ErrorCodes.CONFIG_INVALID,
+      'Invalid msgkit config: expected a broker URL string or a config object.',
+    )
+  }
+  // one shape for both forms: a URL string is `{ url }` with no explicit transport
+  const { url, ...given }: Record<string, unknown> = typeof input === 'string' ? { url: input } : input
+  const parsed = typeof url === 'string' ? parseBrokerUrl(url) : undefined
 
-  if (
-    typeof input === 'string' ||
-    (typeof input === 'object' &&
-      input !== null &&
-      typeof input.url === 'string' &&
-      input.transport === undefined)
-  ) {
-    const url = typeof input === 'string' ? input : (input.url as string)
-    const parsed = parseBrokerUrl(url)
-    urlPassword = parsed.password
+  let definition: TransportDefinition
+  const t = given.transport
+  if (isTransportDefinition(t)) definition = t
+  else if (typeof t === 'string') definition = await loadTransport(t, load)
+  else if (t === undefined && parsed) {
     const name = transportForScheme(parsed.scheme)
     if (!name) {
       throw new MsgkitError(
@@ -112,34 +115,15 @@ export async function resolveConfig(
       )
     }
     definition = await loadTransport(name, load)
-    const fromUrl = definition.fromUrl ? definition.fromUrl(parsed) : { ...parsed.params }
-    const rest: Record<string, unknown> = typeof input === 'string' ? {} : { ...input }
-    delete rest.url
-    raw = { ...fromUrl, ...rest }
-  } else if (typeof input === 'object' && input !== null) {
-    raw = { ...input }
-    const t = input.transport
-    if (isTransportDefinition(t)) definition = t
-    else if (typeof t === 'string') definition = await loadTransport(t, load)
-    else {
-      throw new MsgkitError(
-        ErrorCodes.CONFIG_INVALID,
-        'Invalid msgkit config: `transport` must be a transport name (memory, kafka, rabbitmq, activemq, sqs) or a TransportDefinition object, or give a URL string instead.',
-      )
-    }
-    if (typeof input.url === 'string') {
-      const parsed = parseBrokerUrl(input.url)
-      urlPassword = parsed.password
-      const fromUrl = definition.fromUrl ? definition.fromUrl(parsed) : { ...parsed.params }
-      delete raw.url
-      raw = { ...fromUrl, ...raw }
-    }
   } else {
     throw new MsgkitError(
       ErrorCodes.CONFIG_INVALID,
-      'Invalid msgkit config: expected a broker URL string or a config object.',
+      'Invalid msgkit config: `transport` must be a transport name (memory, kafka, rabbitmq, activemq, sqs) or a TransportDefinition object, or give a URL string instead.',
     )
   }
+  const fromUrl = parsed ? (definition.fromUrl ? definition.fromUrl(parsed) : { ...parsed.params }) : {}
+  const raw: Record<string, unknown> = { ...fromUrl, ...given }
+  const urlPassword = parsed?.password
 
   const coreRaw: Record<string, unknown> = { ...extra }
   for (const key of CORE_KEYS) {
@@ -170,5 +154,6 @@ export async function resolveConfig(
     definition,
     transportConfig: transport.success ? transport.data : undefined,
     options: coreRaw as MessagingOptions,
+    secrets,
   }
 }

@@ -19,6 +19,7 @@ import type { Logger } from './logger.js'
 import { DEAD_LETTER_GROUP, deadLetterTopicOf, patternToRegExp } from './names.js'
 import { backoffDelay, sleep } from './retry.js'
 import type { Delivery, Headers, OutgoingMessage, Transport, TransportSubscription } from './spi.js'
+import { describeSchemaIssues } from './topics.js'
 import { runWithTraceparent } from './tracing.js'
 import { isReservedHeader, WireHeaders } from './wire.js'
 
@@ -216,13 +217,9 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     if (spec.schema) {
       const result = spec.schema.safeParse(body)
       if (!result.success) {
-        const detail =
-          result.error.issues
-            ?.map((i) => `${(i.path ?? []).join('.') || '(root)'}: ${i.message}`)
-            .join('; ') ?? result.error.message
         const error = new MsgkitError(
           ErrorCodes.SCHEMA_INVALID,
-          `Message body does not match the topic's schema: ${detail}`,
+          `Message body does not match the topic's schema: ${describeSchemaIssues(result.error)}`,
         )
         return reject(delivery, 'schema-invalid', error, 1, acked)
       }

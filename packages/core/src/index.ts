@@ -30,6 +30,7 @@ export {
 export { isTransportDefinition, loadTransport, transportForScheme, transportRegistry } from './registry.js'
 export { backoffDelay } from './retry.js'
 export type * from './spi.js'
+export { withTimeout } from './timeout.js'
 export { definePattern, defineTopic } from './topics.js'
 export { nestParams, parseBrokerUrl, redactUrl } from './urls.js'
 export {

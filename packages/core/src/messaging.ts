@@ -26,6 +26,8 @@ import { safeLogger } from './logger.js'
 import { assertGroupName, assertPattern, assertTopicName } from './names.js'
 import type { ModuleLoader } from './registry.js'
 import type { OutgoingMessage, Transport } from './spi.js'
+import { withTimeout } from './timeout.js'
+import { describeSchemaIssues } from './topics.js'
 import { childTraceparent } from './tracing.js'
 import { headerBytes, isReservedHeader, WireHeaders } from './wire.js'
 
@@ -40,6 +42,10 @@ function topicName(topic: Topic<unknown> | string): string {
   const name = typeof topic === 'string' ? topic : topic?.name
   assertTopicName(name as string)
   return name as string
+}
+
+function typedTopic<T>(topic: Topic<T> | string): Topic<T> | undefined {
+  return typeof topic === 'string' ? undefined : topic
 }
 
 function unsupported(what: string, transport: Transport, hint: string): MsgkitError {
@@ -113,23 +119,16 @@ export async function createMessaging(
   })
 
   try {
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([
+    await withTimeout(
       transport.connect(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new MsgkitError(
-                ErrorCodes.CONNECTION_FAILED,
-                `Connecting to the ${transport.name} broker took longer than ${CONNECT_TIMEOUT} ms. Is it running and reachable?`,
-                { retriable: true },
-              ),
-            ),
-          CONNECT_TIMEOUT,
-        )
-      }),
-    ]).finally(() => clearTimeout(timer))
+      CONNECT_TIMEOUT,
+      () =>
+        new MsgkitError(
+          ErrorCodes.CONNECTION_FAILED,
+          `Connecting to the ${transport.name} broker took longer than ${CONNECT_TIMEOUT} ms. Is it running and reachable?`,
+          { retriable: true },
+        ),
+    )
   } catch (error) {
     await transport.close().catch(() => {})
     if (isMsgkitError(error)) throw error
@@ -137,7 +136,7 @@ export async function createMessaging(
       ErrorCodes.CONNECTION_FAILED,
       scrubSecrets(
         `Could not connect to the ${transport.name} broker: ${describeError(error).message}. Check that it is running and that the URL/credentials are right.`,
-        [],
+        resolved.secrets,
       ),
       { retriable: true },
     )
@@ -149,19 +148,18 @@ export async function createMessaging(
   const subscriptions = new Set<Subscription>()
   const topicGroups = new Map<string, Set<string>>()
 
-  const prepare = <T>(topic: Topic<T> | string, body: T, opts: PublishOptions = {}): OutgoingMessage => {
-    const name = topicName(topic as Topic<unknown> | string)
-    const typed = typeof topic === 'string' ? undefined : topic
+  const prepare = <T>(
+    name: string,
+    typed: Topic<T> | undefined,
+    body: T,
+    opts: PublishOptions = {},
+  ): OutgoingMessage => {
     if (typed?.schema) {
       const result = typed.schema.safeParse(body)
       if (!result.success) {
-        const detail =
-          result.error.issues
-            ?.map((i) => `${(i.path ?? []).join('.') || '(root)'}: ${i.message}`)
-            .join('; ') ?? result.error.message
         throw new MsgkitError(
           ErrorCodes.SCHEMA_INVALID,
-          `Message for topic ${name} does not match its schema: ${detail}. Nothing was sent.`,
+          `Message for topic ${name} does not match its schema: ${describeSchemaIssues(result.error)}. Nothing was sent.`,
         )
       }
     }
@@ -229,25 +227,18 @@ export async function createMessaging(
 
   const send = async (name: string, messages: OutgoingMessage[], timeoutMs: number): Promise<void> => {
     const deadline = Date.now() + timeoutMs
-    let timer: NodeJS.Timeout | undefined
     try {
-      await Promise.race([
+      // a transport that overruns its deadline still gets a little grace before we give up on it
+      await withTimeout(
         transport.send(name, messages, { deadline }),
-        new Promise<never>((_, reject) => {
-          // a transport that overruns its deadline still gets a little grace before we give up on it
-          timer = setTimeout(
-            () =>
-              reject(
-                new MsgkitError(
-                  ErrorCodes.PUBLISH_TIMEOUT,
-                  `Publishing to ${name} was not confirmed within ${timeoutMs} ms. The broker may be down; the message may or may not have been stored.`,
-                  { retriable: true },
-                ),
-              ),
-            timeoutMs + 2_000,
-          )
-        }),
-      ])
+        timeoutMs + 2_000,
+        () =>
+          new MsgkitError(
+            ErrorCodes.PUBLISH_TIMEOUT,
+            `Publishing to ${name} was not confirmed within ${timeoutMs} ms. The broker may be down; the message may or may not have been stored.`,
+            { retriable: true },
+          ),
+      )
     } catch (error) {
       if (isMsgkitError(error)) throw error
       throw new MsgkitError(
@@ -255,12 +246,10 @@ export async function createMessaging(
         `Publishing to ${name} failed: ${describeError(error).message}`,
         { cause: error, retriable: true },
       )
-    } finally {
-      clearTimeout(timer)
     }
   }
 
-  const makeProducer = (isRoot: boolean): Producer => {
+  const makeProducer = (): Producer => {
     let producerClosed = false
     const inflight = new Set<Promise<unknown>>()
     const track = <R>(p: Promise<R>): Promise<R> => {
@@ -282,8 +271,8 @@ export async function createMessaging(
       publish<T>(topic: Topic<T> | string, body: T, opts?: PublishOptions): Promise<PublishReceipt> {
         try {
           assertOpen()
-          const message = prepare(topic, body, opts)
           const name = topicName(topic as Topic<unknown> | string)
+          const message = prepare(name, typedTopic(topic), body, opts)
           return track(
             send(name, [message], opts?.timeoutMs ?? publishTimeout).then(() => ({
               id: message.id,
@@ -303,7 +292,8 @@ export async function createMessaging(
           if (!Array.isArray(items))
             throw invalid('publishBatch takes an array of { body, key?, headers?, id?, delayMs? }.')
           const name = topicName(topic as Topic<unknown> | string)
-          const messages = items.map((item) => prepare(topic, item.body, item))
+          const typed = typedTopic(topic)
+          const messages = items.map((item) => prepare(name, typed, item.body, item))
           if (messages.length === 0) return Promise.resolve([])
           const timeout = Math.max(...items.map((i) => i.timeoutMs ?? publishTimeout))
           return track(
@@ -318,13 +308,12 @@ export async function createMessaging(
         await Promise.allSettled([...inflight])
       },
     }
-    if (isRoot) rootInflight = inflight
+    producers.add(producer)
     return producer
   }
 
-  let rootInflight = new Set<Promise<unknown>>()
   const producers = new Set<Producer>()
-  const root = makeProducer(true)
+  const root = makeProducer()
 
   const subscribe = async <T>(
     topic: AnyTopic<T>,
@@ -497,9 +486,7 @@ export async function createMessaging(
       await transport.provision(name, group)
     },
     producer() {
-      const p = makeProducer(false)
-      producers.add(p)
-      return p
+      return makeProducer()
     },
     health() {
       return {
@@ -515,7 +502,6 @@ export async function createMessaging(
       closed = true
       closing = (async () => {
         await Promise.allSettled([...subscriptions].map((s) => s.close(closeOptions)))
-        await Promise.allSettled([...rootInflight])
         await Promise.allSettled([...producers].map((p) => p.close()))
         try {
           await transport.close()

@@ -3,7 +3,7 @@
  */
 
 import { uuidv7 } from './ids.js'
-import { getMemoryBroker } from './memory/broker.js'
+import { getMemoryBroker, memoryQueueName } from './memory/broker.js'
 import type { Headers } from './spi.js'
 
 /** The contract-suite probe for `memory://<brokerName>` (shape of @msgkit/testkit's ContractProbe). */
@@ -32,7 +32,7 @@ export function createMemoryProbe(brokerName: string) {
       await broker.restart(1_000)
     },
     async pendingCount(topic: string, group: string): Promise<number> {
-      return broker.pending(`${topic}|${group}`)
+      return broker.pending(memoryQueueName({ topic }, group))
     },
     badConnections: [
       { name: 'stopped broker', config: `memory://${stopped}` },

@@ -34,3 +34,14 @@ export function definePattern<T = unknown>(
     ...(options.codec ? { codec: options.codec } : {}),
   })
 }
+
+/** One line naming each failed field of a schema check: `path: message; …`. */
+export function describeSchemaIssues(
+  error: Extract<ReturnType<Schema<unknown>['safeParse']>, { success: false }>['error'],
+): string {
+  return (
+    error.issues?.map((i) => `${(i.path ?? []).join('.') || '(root)'}: ${i.message}`).join('; ') ??
+    error.message ??
+    'invalid'
+  )
+}

@@ -60,6 +60,11 @@ export interface MemoryBroker {
 
 let tagSeq = 0
 
+/** The name of the queue that holds a group's messages for a topic or pattern. */
+export function memoryQueueName(binding: { topic?: string; pattern?: string }, group: string): string {
+  return `${binding.topic ?? `pattern:${binding.pattern}`}|${group}`
+}
+
 /** Creates a broker (use `getMemoryBroker` to share one by name). */
 export function createMemoryBroker(name: string): MemoryBroker {
   const queues = new Map<string, Queue>()
@@ -125,7 +130,7 @@ export function createMemoryBroker(name: string): MemoryBroker {
       return () => listeners.delete(listener)
     },
     ensureQueue(binding, group) {
-      const qname = `${binding.topic ?? `pattern:${binding.pattern}`}|${group}`
+      const qname = memoryQueueName(binding, group)
       if (!queues.has(qname)) {
         const q: Queue = { name: qname, ready: [], consumers: [], next: 0 }
         if (binding.topic !== undefined) q.exact = binding.topic

@@ -26,8 +26,6 @@ export const memoryConfigSchema = z
 
 export type MemoryTransportConfig = z.infer<typeof memoryConfigSchema>
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
 /** The memory transport's definition (also reachable as `memory://`). */
 export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
   name: 'memory',
@@ -212,7 +210,6 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
         await Promise.all([...subscriptions].map((s) => s.close()))
         connected = false
         wakeWaiters()
-        await sleep(0)
       },
     }
   },
