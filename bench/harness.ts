@@ -1,5 +1,5 @@
 import { cpus, loadavg } from 'node:os'
-import type { Messaging } from '@msgkit/core'
+import { type Messaging, withTimeout } from '@msgkit/core'
 
 /**
  * What every bench shares: a body of an exact size, a fixed-concurrency driver, a counter that
@@ -190,18 +190,8 @@ export function counter(target: number): {
 }
 
 /** Rejects when `promise` takes longer than `ms` (a stuck round must not hang the run). */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return withTimeout(promise, ms, () => new Error(`${what} did not finish within ${ms / 1000} s`))
 }
 
 /** Integer from the environment, or the default. */
