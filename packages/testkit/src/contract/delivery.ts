@@ -14,13 +14,14 @@ import { waitFor } from '../helpers/wait-for.js'
 import {
   CASE_MS,
   countDuplicates,
+  deadLetterSpy,
   describeError,
   expectBytes,
   expectGroupDrained,
-  expectUnsupported,
   expectUserHeaders,
   inParallel,
   LONG_WAIT_MS,
+  persistenceOn,
   QUIET_MS,
   randomPayload,
   report,
@@ -166,10 +167,7 @@ export function deliveryCases(kit: SuiteKit): void {
       const topic = kit.topic()
       const group = kit.group('dg4')
       const dying = await kit.open()
-      if (!dying.capabilities.persistence) {
-        await expectUnsupported(t, 'persistence', dying.provision(topic, group), 'provision(topic, group)')
-        return
-      }
+      if (!(await persistenceOn(t, dying, topic, group))) return
       const held: string[] = []
       await dying.subscribe(topic, { group, concurrency: 3 }, (message, context) => {
         held.push(message.id)
@@ -205,17 +203,8 @@ export function deliveryCases(kit: SuiteKit): void {
         const messaging = await kit.open()
         const topic = kit.topic()
         const group = kit.group('dg5')
-        if (!messaging.capabilities.deadLetter) {
-          await expectUnsupported(
-            t,
-            'deadLetter',
-            messaging.subscribe(topic, { group, deadLetter: true }, () => {}),
-            'subscribe with deadLetter: true',
-          )
-          return
-        }
-        const dead = createHandlerSpy()
-        await messaging.subscribe(`${topic}.${group}.dlq`, { group: 'dlq' }, dead.handler)
+        const dead = await deadLetterSpy(t, messaging, topic, group)
+        if (!dead) return
         const marker = randomUUID()
         const attempts: number[] = []
         const subscription = await messaging.subscribe(
@@ -262,17 +251,8 @@ export function deliveryCases(kit: SuiteKit): void {
         const messaging = await kit.open()
         const topic = kit.topic()
         const group = kit.group('dg6')
-        if (!messaging.capabilities.deadLetter) {
-          await expectUnsupported(
-            t,
-            'deadLetter',
-            messaging.subscribe(topic, { group, deadLetter: true }, () => {}),
-            'subscribe with deadLetter: true',
-          )
-          return
-        }
-        const dead = createHandlerSpy()
-        await messaging.subscribe(`${topic}.${group}.dlq`, { group: 'dlq' }, dead.handler)
+        const dead = await deadLetterSpy(t, messaging, topic, group)
+        if (!dead) return
         const attempts: number[] = []
         await messaging.subscribe(topic, { group, deadLetter: true, retry: fastRetry(5) }, (message) => {
           attempts.push(message.attempt)
@@ -329,17 +309,8 @@ export function deliveryCases(kit: SuiteKit): void {
         const name = kit.topic()
         const topic = defineTopic(name, orderSchema)
         const group = kit.group('dg8')
-        if (!messaging.capabilities.deadLetter) {
-          await expectUnsupported(
-            t,
-            'deadLetter',
-            messaging.subscribe(topic, { group, deadLetter: true }, () => {}),
-            'subscribe with deadLetter: true',
-          )
-          return
-        }
-        const dead = createHandlerSpy()
-        await messaging.subscribe(`${name}.${group}.dlq`, { group: 'dlq' }, dead.handler)
+        const dead = await deadLetterSpy(t, messaging, topic, group)
+        if (!dead) return
         const handled = createHandlerSpy<Order>()
         await messaging.subscribe(topic, { group, deadLetter: true, retry: fastRetry(3) }, handled.handler)
 

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest'
 import { waitFor } from '../helpers/wait-for.js'
 import {
   CASE_MS,
-  expectUnsupported,
   LONG_WAIT_MS,
+  persistenceOn,
   QUIET_MS,
   report,
   type SuiteKit,
@@ -134,10 +134,7 @@ export function flowControlCases(kit: SuiteKit): void {
       await report(t, `close({ timeoutMs: 500 }) resolved after ${Math.round(outcome.ms)} ms`)
 
       const later = await kit.open()
-      if (!later.capabilities.persistence) {
-        await expectUnsupported(t, 'persistence', later.provision(topic, group), 'provision(topic, group)')
-        return
-      }
+      if (!(await persistenceOn(t, later, topic, group))) return
       const received: string[] = []
       await later.subscribe(topic, { group }, (message) => {
         received.push(message.id)

@@ -8,6 +8,7 @@ import {
   expectUnsupported,
   inParallel,
   LONG_WAIT_MS,
+  persistenceOn,
   QUIET_MS,
   report,
   type SuiteKit,
@@ -95,15 +96,7 @@ export function groupCases(kit: SuiteKit): void {
         const messaging = await kit.open()
         const topic = kit.topic()
         const group = kit.group('gr3')
-        if (!messaging.capabilities.persistence) {
-          await expectUnsupported(
-            t,
-            'persistence',
-            messaging.provision(topic, group),
-            'provision(topic, group)',
-          )
-          return
-        }
+        if (!(await persistenceOn(t, messaging, topic, group))) return
         await messaging.provision(topic, group)
         const sent: string[] = []
         for (let i = 0; i < 10; i++) sent.push((await messaging.publish(topic, { i })).id)

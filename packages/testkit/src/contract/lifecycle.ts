@@ -7,9 +7,9 @@ import {
   describeError,
   expectHandlesReleased,
   expectRejectsWithCode,
-  expectUnsupported,
   inParallel,
   liveHandleCount,
+  persistenceOn,
   reflect,
   report,
   type SuiteKit,
@@ -212,10 +212,7 @@ export function lifecycleCases(kit: SuiteKit): void {
         const topic = kit.topic()
         const group = kit.group('lc5')
         const first = await kit.open()
-        if (!first.capabilities.persistence) {
-          await expectUnsupported(t, 'persistence', first.provision(topic, group), 'provision(topic, group)')
-          return
-        }
+        if (!(await persistenceOn(t, first, topic, group))) return
         const spy = createHandlerSpy()
         const subscription = await first.subscribe(topic, { group }, spy.handler)
         const warmup = await first.publish(topic, 'warm-up')

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest'
 import { waitFor } from '../helpers/wait-for.js'
 import {
   CASE_MS,
-  expectUnsupported,
   LONG_WAIT_MS,
+  orderedKeysOn,
   QUIET_MS,
   report,
   type SuiteKit,
@@ -23,15 +23,7 @@ export function orderingCases(kit: SuiteKit): void {
       const messaging = await kit.open()
       const topic = kit.topic()
       const group = kit.group('or1')
-      if (!messaging.capabilities.orderedKeys) {
-        await expectUnsupported(
-          t,
-          'orderedKeys',
-          messaging.subscribe(topic, { group, ordered: true, concurrency: 4 }, () => {}),
-          'subscribe with ordered: true',
-        )
-        return
-      }
+      if (!(await orderedKeysOn(t, messaging, topic, group))) return
       const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
       const handled = new Map<string, number[]>(keys.map((key) => [key, []]))
       const busyKeys = new Set<string>()
@@ -78,15 +70,7 @@ export function orderingCases(kit: SuiteKit): void {
         const messaging = await kit.open()
         const topic = kit.topic()
         const group = kit.group('or2')
-        if (!messaging.capabilities.orderedKeys) {
-          await expectUnsupported(
-            t,
-            'orderedKeys',
-            messaging.subscribe(topic, { group, ordered: true, concurrency: 4 }, () => {}),
-            'subscribe with ordered: true',
-          )
-          return
-        }
+        if (!(await orderedKeysOn(t, messaging, topic, group))) return
         const log: Array<{ event: 'start' | 'done'; name: string; attempt: number }> = []
         await messaging.subscribe(
           topic,

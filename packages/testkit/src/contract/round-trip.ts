@@ -13,6 +13,7 @@ import {
   report,
   type SuiteKit,
   sleep,
+  subscribeDeadLetters,
   WAIT_MS,
 } from './support.js'
 
@@ -208,8 +209,7 @@ export function roundTripCases(kit: SuiteKit): void {
         // dead-lettering is where brokers add the most (x-death, x-first-death-*, JMSX*)
         const dlTopic = kit.topic()
         const group = kit.group('rt6dl')
-        const dead = createHandlerSpy()
-        await messaging.subscribe(`${dlTopic}.${group}.dlq`, { group: 'dlq' }, dead.handler)
+        const dead = await subscribeDeadLetters(messaging, dlTopic, group)
         await messaging.subscribe(dlTopic, { group, deadLetter: true }, () => {
           throw new NonRetryableError('RT-6: dead-letter me')
         })

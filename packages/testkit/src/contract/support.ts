@@ -9,8 +9,10 @@ import {
   type Message,
   type Messaging,
   type MessagingOptions,
+  type Topic,
 } from '@msgkit/core'
 import { expect, type TestContext } from 'vitest'
+import { createHandlerSpy, type HandlerSpy } from '../helpers/handler-spy.js'
 import { waitFor } from '../helpers/wait-for.js'
 import type { ContractSuiteOptions } from '../probe.js'
 
@@ -64,7 +66,7 @@ export function createSuiteKit(options: ContractSuiteOptions): SuiteKit & { clea
   }
 }
 
-export type Settled<T> =
+type Settled<T> =
   | { status: 'fulfilled'; value: T; ms: number }
   | { status: 'rejected'; reason: unknown; ms: number }
   | { status: 'timeout'; ms: number }
@@ -132,6 +134,75 @@ export async function expectUnsupported(
   )
 }
 
+/**
+ * Gate of a [persistence] case: true when persistence is on; when off, asserts
+ * provision(topic, group) fails loudly and returns false (the case ends there).
+ */
+export async function persistenceOn(
+  t: TestContext,
+  messaging: Messaging,
+  topic: string,
+  group: string,
+): Promise<boolean> {
+  if (messaging.capabilities.persistence) return true
+  await expectUnsupported(t, 'persistence', messaging.provision(topic, group), 'provision(topic, group)')
+  return false
+}
+
+/**
+ * Gate of an [orderedKeys] case: true when orderedKeys is on; when off, asserts an ordered
+ * subscription fails loudly and returns false (the case ends there).
+ */
+export async function orderedKeysOn(
+  t: TestContext,
+  messaging: Messaging,
+  topic: string,
+  group: string,
+): Promise<boolean> {
+  if (messaging.capabilities.orderedKeys) return true
+  await expectUnsupported(
+    t,
+    'orderedKeys',
+    messaging.subscribe(topic, { group, ordered: true, concurrency: 4 }, () => {}),
+    'subscribe with ordered: true',
+  )
+  return false
+}
+
+/**
+ * Gate of a [deadLetter] case: with deadLetter on, a spy on the group's dead letters
+ * (see {@link subscribeDeadLetters}); off, asserts subscribing with deadLetter: true fails
+ * loudly and returns undefined (the case ends there).
+ */
+export async function deadLetterSpy(
+  t: TestContext,
+  messaging: Messaging,
+  topic: string | Topic,
+  group: string,
+): Promise<HandlerSpy<unknown> | undefined> {
+  if (!messaging.capabilities.deadLetter) {
+    await expectUnsupported(
+      t,
+      'deadLetter',
+      messaging.subscribe(topic, { group, deadLetter: true }, () => {}),
+      'subscribe with deadLetter: true',
+    )
+    return undefined
+  }
+  return subscribeDeadLetters(messaging, typeof topic === 'string' ? topic : topic.name, group)
+}
+
+/** A spy subscribed to where `group`'s dead letters of `topic` go: `<topic>.<group>.dlq`. */
+export async function subscribeDeadLetters(
+  messaging: Messaging,
+  topic: string,
+  group: string,
+): Promise<HandlerSpy<unknown>> {
+  const dead = createHandlerSpy()
+  await messaging.subscribe(`${topic}.${group}.dlq`, { group: 'dlq' }, dead.handler)
+  return dead
+}
+
 /** Print and attach a note to the test (duplicates, counts, which branch of a gated case ran). */
 export async function report(t: TestContext, message: string): Promise<void> {
   console.log(`[msgkit contract] ${t.task.name}: ${message}`)
@@ -147,7 +218,7 @@ export function describeError(error: unknown): string {
 
 export const utf8 = new TextEncoder()
 
-export function sha256(bytes: Uint8Array): string {
+function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex')
 }
 
@@ -197,7 +268,7 @@ const INTERNAL_HEADER = [
 ]
 
 /** Names in `headers` that belong to the broker or to msgkit, not to the user. */
-export function internalHeaderNames(headers: Headers): string[] {
+function internalHeaderNames(headers: Headers): string[] {
   return Object.keys(headers).filter((name) => INTERNAL_HEADER.some((pattern) => pattern.test(name)))
 }
 
@@ -219,7 +290,7 @@ export function countDuplicates(ids: Iterable<string>): { unique: Set<string>; d
 }
 
 /** Ids of `expected` not in `received`, for readable failures. */
-export function missing(expected: Iterable<string>, received: Set<string>): string[] {
+function missing(expected: Iterable<string>, received: Set<string>): string[] {
   return [...expected].filter((id) => !received.has(id))
 }
 

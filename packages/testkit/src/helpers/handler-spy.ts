@@ -21,7 +21,7 @@ export interface HandlerSpy<T> {
 }
 
 interface Waiter {
-  check(): boolean
+  check(): void
 }
 
 /**
@@ -49,13 +49,12 @@ export function createHandlerSpy<T = unknown>(implementation?: Handler<T>): Hand
             waiters.delete(waiter)
             clearTimeout(timer)
             reject(error)
-            return true
+            return
           }
-          if (found === undefined) return false
+          if (found === undefined) return
           waiters.delete(waiter)
           clearTimeout(timer)
           resolve(found)
-          return true
         },
       }
       const timer = setTimeout(() => {
