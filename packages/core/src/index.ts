@@ -28,7 +28,7 @@ export {
   patternToRegExp,
 } from './names.js'
 export { isTransportDefinition, loadTransport, transportForScheme, transportRegistry } from './registry.js'
-export { backoffDelay } from './retry.js'
+export { backoffDelay, sleep } from './retry.js'
 export type * from './spi.js'
 export { withTimeout } from './timeout.js'
 export { definePattern, defineTopic } from './topics.js'

@@ -1,5 +1,5 @@
 /** Building kafkajs clients from the transport config, with kafkajs's logs routed to msgkit's logger. */
-import type { Logger } from '@msgkit/core'
+import type { BackoffOptions, Logger } from '@msgkit/core'
 import { Kafka, type KafkaConfig, logLevel, type RetryOptions, type SASLOptions } from 'kafkajs'
 import type { KafkaTransportConfig } from './config.js'
 
@@ -15,6 +15,8 @@ export const CLIENT_RETRY: RetryOptions = {
   factor: 0.2,
   multiplier: 2,
 }
+/** msgkit's own retries (publish, topic checks, provisioning): 100 ms doubling to 1 s, no jitter. */
+export const RETRY_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 1_000, jitter: 0 }
 /** connect(): fail within seconds on a dead port or unknown host. */
 export const CONNECT_RETRY: RetryOptions = {
   retries: 2,

@@ -34,8 +34,6 @@ export interface ClusterAdmin {
   leaveGroup(group: string, memberId: string): Promise<void>
   /** All topic names in the cluster. */
   listTopics(): Promise<string[]>
-  /** Forget what is known about a topic (after a "does not exist" error). */
-  forgetTopic(topic: string): void
   close(): Promise<void>
 }
 
@@ -155,10 +153,6 @@ export function createClusterAdmin(
 
     async listTopics() {
       return admin.listTopics()
-    },
-
-    forgetTopic(topic) {
-      known.delete(topic)
     },
 
     async close() {

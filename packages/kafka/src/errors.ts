@@ -119,10 +119,12 @@ export function classify(error: unknown): ErrorClass | undefined {
   return undefined
 }
 
+const isTransientClass = (c: ErrorClass | undefined): boolean =>
+  c === 'connection' || c === 'transient' || c === 'timeout'
+
 /** True when trying again later may succeed (connection trouble, leader moves, rebalances). */
 export function isTransient(error: unknown): boolean {
-  const c = classify(error)
-  return c === 'connection' || c === 'transient' || c === 'timeout'
+  return isTransientClass(classify(error))
 }
 
 /** True when the error means the broker (or the route to it) is unreachable. */
@@ -149,6 +151,11 @@ function codeFor(klass: ErrorClass | undefined, operation: KafkaOperation): Erro
   }
 }
 
+/** MSGKIT_CLOSED for calls on a closed transport. */
+export function transportClosed(): MsgkitError {
+  return new MsgkitError(ErrorCodes.CLOSED, 'The Kafka transport is closed.')
+}
+
 /** Replaces every secret in `text` with `***`. */
 export function scrub(text: string, secrets: readonly string[]): string {
   let out = text
@@ -173,7 +180,7 @@ export function toMsgkitError(
   const type = typeof root?.type === 'string' ? ` (${root.type})` : ''
   const message = scrub(`${context}: ${detail}${type}`, secrets)
   return new MsgkitError(codeFor(klass, operation), message, {
-    retriable: klass === 'connection' || klass === 'transient' || klass === 'timeout',
+    retriable: isTransientClass(klass),
     details: { kafkaError: typeof root?.name === 'string' ? root.name : undefined, kafkaType: root?.type },
     // kafkajs errors carry no credentials, but a scrubbed copy is all we keep when secrets exist
     cause: secrets.length === 0 ? error : new Error(detail),

@@ -10,13 +10,13 @@
  * been written could make the broker discard a later batch as a "duplicate". A new producer id
  * makes a resend a possible duplicate (at-least-once), never a loss.
  */
-import { ErrorCodes, type Logger, MsgkitError, type OutgoingMessage } from '@msgkit/core'
+import { backoffDelay, ErrorCodes, type Logger, MsgkitError, type OutgoingMessage, sleep } from '@msgkit/core'
 import { CompressionTypes, type Kafka, Partitioners, type Producer, type TopicMessages } from 'kafkajs'
-import { CLIENT_RETRY } from './client.js'
+import { CLIENT_RETRY, RETRY_BACKOFF } from './client.js'
 import type { ClusterAdmin } from './cluster-admin.js'
 import type { KafkaTransportConfig } from './config.js'
 import type { ConnectionState } from './connection-state.js'
-import { classify, isConnectionLoss, isTransient, toMsgkitError } from './errors.js'
+import { classify, isConnectionLoss, isTransient, toMsgkitError, transportClosed } from './errors.js'
 import { type EncodedRecord, encodeRecord, RECORD_BATCH_HEADER_BYTES } from './records.js'
 
 interface PendingSend {
@@ -49,11 +49,6 @@ export interface PublisherDeps {
   secrets: readonly string[]
 }
 
-const RETRY_MIN_MS = 100
-const RETRY_MAX_MS = 1_000
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
 export function createPublisher(deps: PublisherDeps): Publisher {
   const { kafka, config, admin, connection, logger, secrets } = deps
   /** gzip can grow incompressible data a little: ~5 bytes per 16 KiB block plus its header */
@@ -83,7 +78,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     })
 
   const connected = (): Promise<Producer> => {
-    if (abandoned) return Promise.reject(new MsgkitError(ErrorCodes.CLOSED, 'The Kafka transport is closed.'))
+    if (abandoned) return Promise.reject(transportClosed())
     if (!producerReady) {
       const p = newProducer()
       producerReady = p.connect().then(
@@ -175,7 +170,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           if (isTransient(error)) {
             if (isConnectionLoss(error)) connection.down(error)
             failures++
-            const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (failures - 1))
+            const delay = backoffDelay(failures, RETRY_BACKOFF)
             logger.debug(
               { err: String(error), delay, messages: batch.length },
               'kafka: publish failed; retrying',
@@ -224,7 +219,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           throw toMsgkitError(error, 'publish', `Kafka topic ${topic} could not be created`, secrets)
         if (isConnectionLoss(error)) connection.down(error)
         failures++
-        const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (failures - 1))
+        const delay = backoffDelay(failures, RETRY_BACKOFF)
         if (Date.now() + delay >= deadline) {
           throw new MsgkitError(
             ErrorCodes.PUBLISH_TIMEOUT,
@@ -245,7 +240,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     },
 
     async send(topic, messages, deadline) {
-      if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The Kafka transport is closed.')
+      if (closed) throw transportClosed()
       if (messages.length === 0) return
       const records = messages.map(encodeRecord)
       for (const record of records) {
@@ -260,7 +255,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         }
       }
       await ensureTopic(topic, deadline)
-      if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The Kafka transport is closed.')
+      if (closed) throw transportClosed()
       await new Promise<void>((resolve, reject) => {
         const wait = Math.max(0, deadline - Date.now())
         const entry: PendingSend = {

@@ -16,9 +16,7 @@
 import {
   type Delivery,
   type DeliveryHandler,
-  ErrorCodes,
   type Logger,
-  MsgkitError,
   patternToRegExp,
   type SubscribeRequest,
   type TransportSubscription,
@@ -189,6 +187,12 @@ export async function startSubscription(
     return commitRunning
   }
 
+  const hasPendingCommit = (): boolean => {
+    for (const p of partitions.values())
+      if (p.owned && !p.checkResume && p.tracker?.pendingCommit() !== undefined) return true
+    return false
+  }
+
   /** Commit what is done now and wait for it (bounded). */
   const flushCommits = async (ms: number): Promise<void> => {
     clearTimeout(commitTimer)
@@ -199,18 +203,9 @@ export async function startSubscription(
         await timeout(commitRunning, deadline - Date.now())
         continue
       }
-      const pending = [...partitions.values()].some(
-        (p) => p.owned && !p.checkResume && p.tracker?.pendingCommit() !== undefined,
-      )
-      if (!pending) return
+      if (!hasPendingCommit()) return
       await timeout(runCommit(), deadline - Date.now())
-      if (
-        !commitAgain &&
-        ![...partitions.values()].some(
-          (p) => p.owned && !p.checkResume && p.tracker?.pendingCommit() !== undefined,
-        )
-      )
-        return
+      if (!commitAgain && !hasPendingCommit()) return
       // a failed commit: wait a moment before the next try
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
@@ -637,9 +632,4 @@ export async function startSubscription(
       return closing
     },
   }
-}
-
-/** Subscribing after the transport closed. */
-export function closedError(): MsgkitError {
-  return new MsgkitError(ErrorCodes.CLOSED, 'The Kafka transport is closed.')
 }

@@ -1,18 +1,21 @@
 /** createKafkaTransport: the Transport object core drives, built on kafkajs. */
 import {
+  backoffDelay,
   type Capabilities,
   ErrorCodes,
   MsgkitError,
+  sleep,
   type Transport,
   type TransportContext,
   type TransportSubscription,
+  withTimeout,
 } from '@msgkit/core'
 import type { Admin } from 'kafkajs'
-import { CLIENT_RETRY, createKafkaClient } from './client.js'
+import { CLIENT_RETRY, createKafkaClient, RETRY_BACKOFF } from './client.js'
 import { type ClusterAdmin, createClusterAdmin } from './cluster-admin.js'
 import { type KafkaTransportConfig, RECORD_OVERHEAD_BYTES } from './config.js'
 import { type ConnectionState, createConnectionState } from './connection-state.js'
-import { isConnectionLoss, isTransient, toMsgkitError } from './errors.js'
+import { isConnectionLoss, isTransient, toMsgkitError, transportClosed } from './errors.js'
 import { createPublisher, type Publisher } from './publisher.js'
 import { type KafkaSubscription, startSubscription } from './subscription.js'
 
@@ -45,8 +48,6 @@ function secretsOf(config: KafkaTransportConfig): string[] {
   return out
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
 /** The Kafka transport for a validated config. Plain object; connect() before use. */
 export function createKafkaTransport(config: KafkaTransportConfig, context: TransportContext): Transport {
   const logger = context.logger
@@ -67,7 +68,7 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
   const connection: ConnectionState = createConnectionState({
     emit: (event) => context.emit(event),
     probe: async () => {
-      const probeAdmin = createKafkaClient(config, logger).admin({ retry: { retries: 0 } })
+      const probeAdmin = kafka.admin({ retry: { retries: 0 } })
       try {
         await probeAdmin.connect()
       } finally {
@@ -77,7 +78,7 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
   })
 
   const assertOpen = (): void => {
-    if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The Kafka transport is closed.')
+    if (closed) throw transportClosed()
   }
 
   const ready = (): { admin: Admin; clusterAdmin: ClusterAdmin; publisher: Publisher } => {
@@ -94,17 +95,16 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
   /** Retries `operation` while the broker is unreachable, up to PROVISION_TIMEOUT_MS. */
   const withReconnect = async <T>(operation: () => Promise<T>, what: string): Promise<T> => {
     const deadline = Date.now() + PROVISION_TIMEOUT_MS
-    let delay = 100
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       try {
         return await operation()
       } catch (error) {
-        if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The Kafka transport is closed.')
+        const delay = backoffDelay(attempt, RETRY_BACKOFF)
+        if (closed) throw transportClosed()
         if (!isTransient(error) || Date.now() + delay > deadline)
           throw toMsgkitError(error, 'provision', what, secrets)
         if (isConnectionLoss(error)) connection.down(error)
         await sleep(delay)
-        delay = Math.min(1_000, delay * 2)
       }
     }
   }
@@ -126,31 +126,20 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
       connecting ??= (async () => {
         assertOpen()
         const a = kafka.admin({ retry: CLIENT_RETRY })
-        let timer: NodeJS.Timeout | undefined
         try {
-          await Promise.race([
+          await withTimeout(
             a.connect(),
-            new Promise<never>((_, reject) => {
-              timer = setTimeout(
-                () =>
-                  reject(
-                    new MsgkitError(
-                      ErrorCodes.CONNECTION_FAILED,
-                      `Could not connect to Kafka at ${brokerList} within ${config.connectTimeout} ms.`,
-                      {
-                        retriable: true,
-                      },
-                    ),
-                  ),
-                config.connectTimeout,
-              )
-            }),
-          ])
+            config.connectTimeout,
+            () =>
+              new MsgkitError(
+                ErrorCodes.CONNECTION_FAILED,
+                `Could not connect to Kafka at ${brokerList} within ${config.connectTimeout} ms.`,
+                { retriable: true },
+              ),
+          )
         } catch (error) {
           await a.disconnect().catch(() => {})
           throw toMsgkitError(error, 'connect', `Could not connect to Kafka at ${brokerList}`, secrets)
-        } finally {
-          clearTimeout(timer)
         }
         admin = a
         clusterAdmin = createClusterAdmin(kafka, a, config, logger)
