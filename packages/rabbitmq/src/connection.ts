@@ -70,7 +70,15 @@ export function createConnectionManager(
     const h = config.hosts[i] ?? { host: 'localhost' }
     return `${h.host}:${h.port ?? defaultPort}`
   }
-  const where = `${protocol}://${encodeURIComponent(config.username)}@${config.hosts.map((_, i) => hostLabel(i)).join(',')}/${vhostPath}`
+  const whereAt = (hosts: string): string =>
+    `${protocol}://${encodeURIComponent(config.username)}@${hosts}/${vhostPath}`
+  const where = whereAt(config.hosts.map((_, i) => hostLabel(i)).join(','))
+  const reconnectBackoff = {
+    initialMs: config.reconnect.initialDelayMs,
+    maxMs: config.reconnect.maxDelayMs,
+    multiplier: config.reconnect.multiplier,
+    jitter: config.reconnect.jitter,
+  }
   const connectionName = config.connectionName ?? `msgkit@${hostname()}:${process.pid}`
 
   const socketOptions: Record<string, unknown> = {
@@ -119,12 +127,7 @@ export function createConnectionManager(
     try {
       return await amqp.connect(options, socketOptions)
     } catch (error) {
-      throw connectError(
-        error,
-        `${protocol}://${encodeURIComponent(config.username)}@${hostLabel(index)}/${vhostPath}`,
-        config.username,
-        secrets,
-      )
+      throw connectError(error, whereAt(hostLabel(index)), config.username, secrets)
     }
   }
 
@@ -165,12 +168,7 @@ export function createConnectionManager(
   const scheduleReconnect = (error: unknown): void => {
     if (state === 'closed' || timer) return
     attempt += 1
-    const delayMs = backoffDelay(attempt, {
-      initialMs: config.reconnect.initialDelayMs,
-      maxMs: config.reconnect.maxDelayMs,
-      multiplier: config.reconnect.multiplier,
-      jitter: config.reconnect.jitter,
-    })
+    const delayMs = backoffDelay(attempt, reconnectBackoff)
     ctx.emit({
       type: 'reconnecting',
       attempt,

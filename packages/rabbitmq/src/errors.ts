@@ -3,10 +3,8 @@ import { ErrorCodes, MsgkitError } from '@msgkit/core'
 
 /** AMQP reply codes we act on. */
 export const ReplyCodes = {
-  CONNECTION_FORCED: 320,
   ACCESS_REFUSED: 403,
   NOT_FOUND: 404,
-  RESOURCE_LOCKED: 405,
   PRECONDITION_FAILED: 406,
 } as const
 

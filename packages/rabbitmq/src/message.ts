@@ -42,10 +42,22 @@ export interface PreparedMessage {
   options: Options.Publish
 }
 
-/** Size of the header table as encoded on the wire (name, type tag, length, value per entry). */
+/**
+ * Size of the header table as encoded on the wire (name, type tag, length, value per entry);
+ * throws for a name longer than AMQP's 255 bytes.
+ */
 function encodedHeaderBytes(headers: Headers): number {
   let n = 4
-  for (const [k, v] of Object.entries(headers)) n += 1 + Buffer.byteLength(k) + 1 + 4 + Buffer.byteLength(v)
+  for (const [k, v] of Object.entries(headers)) {
+    const nameBytes = Buffer.byteLength(k)
+    if (nameBytes > 255) {
+      throw new MsgkitError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `Header name ${JSON.stringify(`${k.slice(0, 40)}…`)} is longer than AMQP's 255 bytes. Nothing was sent.`,
+      )
+    }
+    n += 1 + nameBytes + 1 + 4 + Buffer.byteLength(v)
+  }
   return n
 }
 
@@ -63,14 +75,6 @@ export function prepareMessage(
     )
   }
   const headers = toWireHeaders(message)
-  for (const name of Object.keys(headers)) {
-    if (Buffer.byteLength(name) > 255) {
-      throw new MsgkitError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `Header name ${JSON.stringify(`${name.slice(0, 40)}…`)} is longer than AMQP's 255 bytes. Nothing was sent.`,
-      )
-    }
-  }
   const encoded = encodedHeaderBytes(headers)
   if (encoded > MAX_ENCODED_HEADER_BYTES) {
     throw new MsgkitError(

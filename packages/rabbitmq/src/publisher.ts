@@ -103,7 +103,7 @@ export function createPublisher(
   const publishAll = async (
     pc: PublishChannel,
     exchange: string,
-    routingKey: (m: PreparedMessage) => string,
+    routingKey: string,
     batch: PreparedMessage[],
   ): Promise<Outcome[]> => {
     const confirms: Array<Promise<Outcome>> = []
@@ -117,7 +117,7 @@ export function createPublisher(
       let writable = true
       const confirmed = new Promise<Outcome>((resolve) => {
         try {
-          writable = pc.channel.publish(exchange, routingKey(m), m.content, m.options, (error: unknown) => {
+          writable = pc.channel.publish(exchange, routingKey, m.content, m.options, (error: unknown) => {
             resolve(error ? { ok: false, error, channelError: pc.error } : { ok: true })
           })
         } catch (error) {
@@ -167,16 +167,15 @@ export function createPublisher(
       let rejected: MsgkitError | undefined
       const attempts = remaining.map(async ([bucket, list]) => {
         let exchange: string
-        let routingKey: (m: PreparedMessage) => string
+        let routingKey: string
         try {
           if (bucket === 0) {
             await topology.ensureTopic(topic)
             exchange = naming.exchange(topic)
-            routingKey = () => topic
+            routingKey = topic
           } else {
-            const queue = await topology.ensureDelay(topic, bucket)
+            routingKey = await topology.ensureDelay(topic, bucket)
             exchange = '' // the default exchange routes by queue name
-            routingKey = () => queue
           }
         } catch (error) {
           if (error instanceof MsgkitError && !error.retriable) rejected ??= error

@@ -5,6 +5,7 @@
  * PRECONDITION_FAILED "unknown delivery tag" that would kill the new channel.
  */
 import {
+  backoffDelay,
   type Delivery,
   type DeliveryHandler,
   ErrorCodes,
@@ -107,10 +108,13 @@ export function createSubscriber(
   const scheduleRetry = (why: unknown): void => {
     if (stopped || closed || retryTimer) return
     retries += 1
-    const delay = Math.min(
-      config.reconnect.maxDelayMs,
-      config.reconnect.initialDelayMs * 2 ** Math.min(retries, 10),
-    )
+    // doubling from initialDelayMs * 2, capped; no jitter (the exponent stops at 10)
+    const delay = backoffDelay(Math.min(retries, 10) + 1, {
+      initialMs: config.reconnect.initialDelayMs,
+      maxMs: config.reconnect.maxDelayMs,
+      multiplier: 2,
+      jitter: 0,
+    })
     ctx.logger.warn(
       { subscription: label, group: request.group, delayMs: delay, err: errorText(why) },
       'rabbitmq consumer lost; restarting it',

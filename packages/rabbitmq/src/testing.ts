@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process'
 import type { Headers } from '@msgkit/core'
-import { parseBrokerUrl } from '@msgkit/core'
+import { parseBrokerUrl, sleep } from '@msgkit/core'
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib'
 import { createNaming } from './naming.js'
 
@@ -121,7 +121,7 @@ export function createRabbitmqProbe(options: RabbitmqProbeOptions): RabbitmqProb
           return
         } catch (error) {
           if (Date.now() > deadline) throw error
-          await new Promise((r) => setTimeout(r, 200))
+          await sleep(200)
         }
       }
     }
