@@ -16,6 +16,12 @@ export interface DeadLetterInfo {
   group: string
   /** epoch ms */
   time: number
+  /**
+   * Set when the full message could not be dead-lettered (too large for the broker with the
+   * envelope, or refused) and a reduced copy was sent instead: what was cut, the original body's
+   * size and sha256. The body of a reduced dead letter is raw bytes (a prefix of the original).
+   */
+  truncated?: { parts: string[]; originalBytes: number; originalSha256: string; because: string }
 }
 
 /** A consumed message. */
@@ -172,7 +178,17 @@ export interface MessagingEvents {
   disconnected: { transport: string; error?: unknown }
   reconnecting: { transport: string; attempt: number; delayMs: number; error?: unknown }
   retry: { topic: string; group: string; id: string; attempt: number; delayMs: number; error: unknown }
-  'dead-lettered': { topic: string; group: string; id: string; reason: string; deadLetterTopic: string }
+  'dead-lettered': {
+    topic: string
+    group: string
+    id: string
+    reason: string
+    deadLetterTopic: string
+    /** the dead letter was reduced to fit (see DeadLetterInfo.truncated) */
+    truncated?: boolean
+  }
+  /** a message that could not even be dead-lettered in reduced form was acked and is gone */
+  dropped: { topic: string; group: string; id: string; reason: string; error: unknown }
   error: { error: unknown; topic?: string; group?: string }
 }
 

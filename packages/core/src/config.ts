@@ -75,6 +75,14 @@ function getPath(obj: unknown, path: string): unknown {
   return node
 }
 
+/** The secret strings in a config value: a string, a Buffer (PEM key) or a list of them. */
+function secretValues(value: unknown): string[] {
+  if (typeof value === 'string') return value.length > 0 ? [value] : []
+  if (Buffer.isBuffer(value)) return value.length > 0 ? [value.toString('utf8')] : []
+  if (Array.isArray(value)) return value.flatMap(secretValues)
+  return []
+}
+
 /** Removes every secret value from a text (config values listed in secretFields, URL passwords). */
 export function scrubSecrets(text: string, secrets: readonly string[]): string {
   let out = redactUrl(text)
@@ -133,10 +141,7 @@ export async function resolveConfig(
 
   const secrets: string[] = []
   if (urlPassword) secrets.push(urlPassword, encodeURIComponent(urlPassword))
-  for (const path of definition.secretFields ?? []) {
-    const v = getPath(raw, path)
-    if (typeof v === 'string' && v.length > 0) secrets.push(v)
-  }
+  for (const path of definition.secretFields ?? []) secrets.push(...secretValues(getPath(raw, path)))
 
   const problems: string[] = []
   const core = coreOptionsSchema.safeParse(coreRaw)

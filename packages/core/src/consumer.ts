@@ -1,24 +1,19 @@
 /**
  * The subscription engine: the one place where decoding, schema checks, concurrency, per-key
- * order, retries, dead letters, idempotency and graceful shutdown happen — for every transport.
+ * order, retries, dead letters, delivery counts, idempotency and graceful shutdown happen — for
+ * every transport.
  */
-import type {
-  CloseOptions,
-  DeadLetterInfo,
-  Handler,
-  Message,
-  Schema,
-  SubscribeOptions,
-  Subscription,
-} from './api.js'
-import { type Codec, ContentTypes } from './codec.js'
+import type { CloseOptions, Handler, Message, Schema, SubscribeOptions, Subscription } from './api.js'
+import type { Codec } from './codec.js'
+import { createDeadLetterer, readDeadLetter } from './dead-letter.js'
+import type { DeliveryCounter } from './delivery-count.js'
 import { ErrorCodes, isNonRetryable, MsgkitError } from './errors.js'
 import { describeError } from './events.js'
 import type { IdempotencyStore } from './idempotency.js'
 import type { Logger } from './logger.js'
-import { DEAD_LETTER_GROUP, deadLetterTopicOf, patternToRegExp } from './names.js'
+import { deadLetterTopicOf, patternToRegExp } from './names.js'
 import { backoffDelay, sleep } from './retry.js'
-import type { Delivery, Headers, OutgoingMessage, Transport, TransportSubscription } from './spi.js'
+import type { Delivery, Headers, Transport, TransportSubscription } from './spi.js'
 import { describeSchemaIssues } from './topics.js'
 import { runWithTraceparent } from './tracing.js'
 import { isReservedHeader, WireHeaders } from './wire.js'
@@ -28,7 +23,9 @@ export interface ConsumerDeps {
   logger: Logger
   codec: Codec
   idempotencyStore: IdempotencyStore
-  emit: (event: 'retry' | 'dead-lettered' | 'error', payload: never) => void
+  /** counts deliveries where the broker does not (capability deliveryCount) */
+  deliveryCounter: DeliveryCounter
+  emit: (event: 'retry' | 'dead-lettered' | 'dropped' | 'error', payload: never) => void
   /** called once the subscription has fully closed */
   onClosed: () => void
   publishDeadline: () => number
@@ -50,27 +47,6 @@ interface Pending {
 
 const DEFAULT_CLOSE_TIMEOUT = 30_000
 const DAY = 24 * 60 * 60 * 1000
-
-/** Reads the dead-letter envelope out of msgkit headers, if present. */
-function readDeadLetter(headers: Headers): DeadLetterInfo | undefined {
-  const reason = headers[WireHeaders.deadLetterReason]
-  if (reason === undefined) return undefined
-  return {
-    reason,
-    errorName: headers[WireHeaders.deadLetterErrorName] ?? '',
-    errorMessage: headers[WireHeaders.deadLetterErrorMessage] ?? '',
-    attempts: Number(headers[WireHeaders.deadLetterAttempts] ?? 0),
-    topic: headers[WireHeaders.deadLetterTopic] ?? '',
-    group: headers[WireHeaders.deadLetterGroup] ?? '',
-    time: Number(headers[WireHeaders.deadLetterTime] ?? 0),
-  }
-}
-
-/** Header values must stay short and single-line on every broker. */
-function headerSafe(text: string, max = 1024): string {
-  const flat = text.replace(/[\r\n]+/g, ' ')
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat
-}
 
 /** Starts a subscription; resolves once the transport is consuming. */
 export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps): Promise<Subscription> {
@@ -107,11 +83,16 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   })
   const abort = new AbortController()
   const active = new Set<Promise<void>>()
-  const roomWaiters: Array<() => void> = []
-  const provisionedDl = new Set<string>()
+  // one promise for everyone waiting for room: push-based transports never await it, and a
+  // promise per delivery would pile up (a leak, and a quadratic wake-up)
+  let room: { promise: Promise<void>; resolve: () => void } | undefined
 
   const wakeRoom = (): void => {
-    while (roomWaiters.length > 0 && (closing || pending.length + running < prefetch)) roomWaiters.shift()?.()
+    if (room && (closing || pending.length + running < prefetch)) {
+      const r = room
+      room = undefined
+      r.resolve()
+    }
   }
 
   const reportError = (error: unknown, what: string): void => {
@@ -130,51 +111,25 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   }
 
   const deadLetterTopicFor = (topic: string): string => explicitDlTopic ?? deadLetterTopicOf(topic, group)
+  const deadLetterer = createDeadLetterer({
+    transport,
+    topicFor: deadLetterTopicFor,
+    deadline: deps.publishDeadline,
+  })
+  // where the broker keeps no exact delivery count, core counts (see delivery-count.ts)
+  const countMode = transport.capabilities.deliveryCount
+  const countKey = (id: string): string => `deliveries:${group}:${id}`
 
-  const sendDeadLetter = async (
-    delivery: Delivery,
-    reason: string,
-    error: unknown,
-    attempts: number,
-  ): Promise<boolean> => {
-    const m = delivery.message
-    const dlTopic = deadLetterTopicFor(m.topic)
-    const err = error instanceof Error ? error : new Error(String(error))
-    const headers: Headers = { ...m.headers }
-    headers[WireHeaders.deadLetterReason] = reason
-    headers[WireHeaders.deadLetterErrorName] = headerSafe(err.name || 'Error', 200)
-    headers[WireHeaders.deadLetterErrorMessage] = headerSafe(err.message)
-    headers[WireHeaders.deadLetterAttempts] = String(attempts)
-    headers[WireHeaders.deadLetterTopic] = m.topic
-    headers[WireHeaders.deadLetterGroup] = group
-    headers[WireHeaders.deadLetterTime] = String(Date.now())
-    if (reason === 'decode-failed') {
-      // readers of the dead-letter topic get the undecodable body as raw bytes instead of failing again
-      const original = headers[WireHeaders.contentType]
-      if (original !== undefined) headers[WireHeaders.deadLetterContentType] = original
-      headers[WireHeaders.contentType] = ContentTypes.bytes
-    }
-    const out: OutgoingMessage = { id: m.id, headers, body: m.body, timestamp: m.timestamp }
-    if (m.key !== undefined) out.key = m.key
-    try {
-      if (!provisionedDl.has(dlTopic)) {
-        await transport.provision(dlTopic, DEAD_LETTER_GROUP)
-        provisionedDl.add(dlTopic)
+  /** The message is done with (handled, dead-lettered or dropped): settle it and forget its count. */
+  const finish = async (delivery: Delivery, acked: boolean): Promise<void> => {
+    if (!acked) await settle(delivery, 'ack')
+    if (countMode !== 'exact') {
+      try {
+        await deps.deliveryCounter.forget(countKey(delivery.message.id))
+      } catch (error) {
+        reportError(error, 'forgetting a delivery count failed')
       }
-      await transport.send(dlTopic, [out], { deadline: deps.publishDeadline() })
-    } catch (sendError) {
-      reportError(
-        sendError,
-        `msgkit could not dead-letter message ${m.id} to ${dlTopic}; it stays on the broker`,
-      )
-      return false
     }
-    logger.warn(
-      { topic: m.topic, group, id: m.id, reason, deadLetterTopic: dlTopic },
-      'message dead-lettered',
-    )
-    deps.emit('dead-lettered', { topic: m.topic, group, id: m.id, reason, deadLetterTopic: dlTopic } as never)
-    return true
   }
 
   /** Gives up on a message without retrying: dead-letter it (or drop it when dead letters are off). */
@@ -185,17 +140,73 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     attempts: number,
     acked: boolean,
   ): Promise<void> => {
+    const m = delivery.message
     if (!deadLetter) {
       logger.error(
-        { topic: delivery.message.topic, group, id: delivery.message.id, reason, err: describeError(error) },
+        { topic: m.topic, group, id: m.id, reason, err: describeError(error) },
         'message dropped (dead letters are off)',
       )
-      if (!acked) await settle(delivery, 'ack')
+      return finish(delivery, acked)
+    }
+    const dlTopic = deadLetterTopicFor(m.topic)
+    const { outcome, error: problem } = await deadLetterer.send({
+      message: m,
+      topic: m.topic,
+      group,
+      reason,
+      error,
+      attempts,
+    })
+    if (outcome === 'retry') {
+      // the broker is away: the message stays where it is and comes back
+      reportError(
+        problem,
+        `msgkit could not dead-letter message ${m.id} to ${dlTopic}; it stays on the broker`,
+      )
+      if (!acked) await settle(delivery, 'requeue')
       return
     }
-    const ok = await sendDeadLetter(delivery, reason, error, attempts)
-    if (acked) return
-    await settle(delivery, ok ? 'ack' : 'requeue')
+    if (outcome === 'dropped') {
+      // never back to the broker to loop: it is gone, and everyone is told
+      logger.error(
+        { topic: m.topic, group, id: m.id, reason, deadLetterTopic: dlTopic, err: describeError(problem) },
+        'message dropped: not even a reduced dead letter could be published',
+      )
+      deps.emit('dropped', { topic: m.topic, group, id: m.id, reason, error: problem } as never)
+      reportError(problem, `msgkit dropped message ${m.id}: its dead letter was refused by ${dlTopic}`)
+      return finish(delivery, acked)
+    }
+    const truncated = outcome === 'reduced'
+    logger.warn(
+      { topic: m.topic, group, id: m.id, reason, deadLetterTopic: dlTopic, truncated },
+      truncated
+        ? 'message dead-lettered in reduced form (the full one did not fit)'
+        : 'message dead-lettered',
+    )
+    deps.emit('dead-lettered', {
+      topic: m.topic,
+      group,
+      id: m.id,
+      reason,
+      deadLetterTopic: dlTopic,
+      ...(truncated ? { truncated } : {}),
+    } as never)
+    return finish(delivery, acked)
+  }
+
+  /** This delivery's number, counted by the broker or (capability deliveryCount) by core. */
+  const deliveryNumber = async (delivery: Delivery): Promise<number> => {
+    const raw = delivery.message
+    if (countMode === 'exact') return Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1))
+    // a flag-only broker's first deliveries cost nothing: only redeliveries are counted
+    if (countMode === 'flag' && !raw.redelivered) return 1
+    const floor = raw.redelivered ? 2 : 1
+    try {
+      return await deps.deliveryCounter.count(countKey(raw.id), floor)
+    } catch (error) {
+      reportError(error, 'counting a delivery failed; going by the broker flag')
+      return floor
+    }
   }
 
   const handle = async (delivery: Delivery): Promise<void> => {
@@ -233,8 +244,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       try {
         if (await store.has(idemKey)) {
           logger.debug({ topic: raw.topic, group, id: raw.id }, 'duplicate skipped (idempotency)')
-          if (!acked) await settle(delivery, 'ack')
-          return
+          return finish(delivery, acked)
         }
       } catch (error) {
         reportError(error, 'idempotency store failed; message given back')
@@ -249,7 +259,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       body: body as T,
       headers: userHeaders,
       timestamp: raw.timestamp,
-      attempt: Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1)),
+      attempt: await deliveryNumber(delivery),
       redelivered: raw.redelivered,
     }
     if (raw.key !== undefined) message.key = raw.key
@@ -292,8 +302,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
               reportError(e, 'idempotency store failed to record a handled message')
             }
           }
-          if (!acked) await settle(delivery, 'ack')
-          return
+          return finish(delivery, acked)
         }
         if (isNonRetryable(error)) return reject(delivery, 'non-retryable', error, message.attempt, acked)
         if (message.attempt >= maxAttempts)
@@ -382,14 +391,17 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     pending.push({ delivery, key: delivery.message.key })
     pump()
     if (pending.length + running < prefetch) return Promise.resolve()
-    return new Promise<void>((resolve) => roomWaiters.push(resolve))
+    if (!room) {
+      let resolve!: () => void
+      const promise = new Promise<void>((r) => {
+        resolve = r
+      })
+      room = { promise, resolve }
+    }
+    return room.promise
   }
 
-  if (deadLetter && spec.topic !== undefined) {
-    const dlTopic = deadLetterTopicFor(spec.topic)
-    await transport.provision(dlTopic, DEAD_LETTER_GROUP)
-    provisionedDl.add(dlTopic)
-  }
+  if (deadLetter && spec.topic !== undefined) await deadLetterer.provision(deadLetterTopicFor(spec.topic))
   const request =
     spec.topic !== undefined
       ? { topic: spec.topic, group, prefetch }

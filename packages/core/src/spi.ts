@@ -25,6 +25,13 @@ export interface Capabilities {
   maxHeaderBytes: number
   /** The transport can hold dead letters (a topic/queue core sends them to). */
   deadLetter: boolean
+  /**
+   * How the broker counts deliveries of a message: `exact` = every delivery carries the count
+   * (`TransportMessage.attempt`); `flag` = only a redelivered flag; `none` = nothing. Where it is not
+   * `exact`, core counts deliveries per message id itself so a message that keeps coming back (its
+   * handler crashes the process, say) is dead-lettered after the configured attempts.
+   */
+  deliveryCount: 'exact' | 'flag' | 'none'
 }
 
 /** A message on its way to the broker. Core has already encoded the body and set every field. */
@@ -103,6 +110,13 @@ export interface TransportContext {
   logger: Logger
   /** report connection state changes and background errors */
   emit(event: TransportEvent): void
+  /**
+   * Secret values of this transport's config (the URL's password, every `secretFields` value),
+   * derived once by core. Never put them in errors or logs; `scrub` removes them from a text.
+   */
+  secrets: readonly string[]
+  /** the text with every secret (and any URL password) replaced by `***` */
+  scrub(text: string): string
 }
 
 /** A connected transport instance. Plain object; no base class. */

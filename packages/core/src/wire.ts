@@ -23,6 +23,13 @@ export const WireHeaders = {
   deadLetterTime: 'msgkit-dl-time',
   /** the content type a dead letter had before it was marked as raw bytes (decode failures) */
   deadLetterContentType: 'msgkit-dl-original-content-type',
+  /** set on a dead letter reduced to fit the broker: what was cut (`body`, `headers`, `body,headers`) */
+  deadLetterTruncated: 'msgkit-dl-truncated',
+  /** the original body's size in bytes and sha256 (hex), on a reduced dead letter */
+  deadLetterOriginalBytes: 'msgkit-dl-original-bytes',
+  deadLetterOriginalSha256: 'msgkit-dl-original-sha256',
+  /** why the full dead letter could not be published */
+  deadLetterReducedBecause: 'msgkit-dl-reduced-because',
 } as const
 
 /** True for header names msgkit owns. */

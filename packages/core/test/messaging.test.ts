@@ -15,6 +15,8 @@ async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
 describe('async-iterator consumption', () => {
   it('yields messages in order and acks each when the loop moves on', async () => {
     const m = await createMessaging(url())
+    // consume() subscribes in the background: make the group exist before publishing
+    await m.provision('iter', 'g')
     const it = m.consume<{ i: number }>('iter', { group: 'g' })
     const first = it.next()
     for (let i = 0; i < 3; i++) await m.publish('iter', { i })

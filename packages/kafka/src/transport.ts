@@ -35,6 +35,8 @@ export function kafkaCapabilities(config: KafkaTransportConfig): Capabilities {
     maxMessageBytes: config.messageMaxBytes - config.maxHeaderBytes - RECORD_OVERHEAD_BYTES,
     maxHeaderBytes: config.maxHeaderBytes,
     deadLetter: true,
+    // Kafka keeps no delivery count and no redelivered flag: core counts
+    deliveryCount: 'none',
   }
 }
 

@@ -35,6 +35,8 @@ export function rabbitmqCapabilities(config: RabbitmqTransportConfig): Capabilit
     maxHeaderBytes: Math.min(32 * 1024, MAX_ENCODED_HEADER_BYTES),
     // core sends dead letters to `<topic>.<group>.dlq`, a topic like any other
     deadLetter: true,
+    // quorum queues carry x-delivery-count; classic queues only the redelivered flag
+    deliveryCount: config.queueType === 'quorum' ? 'exact' : 'flag',
   }
 }
 

@@ -20,6 +20,8 @@ const capabilities: Capabilities = {
   delay: false,
   patterns: false,
   deadLetter: false,
+  // core counts deliveries itself
+  deliveryCount: 'none',
   maxMessageBytes: 64 * 1024,
   maxHeaderBytes: 4 * 1024,
 }

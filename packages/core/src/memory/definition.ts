@@ -107,6 +107,8 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
         maxMessageBytes: config.maxMessageBytes,
         maxHeaderBytes: config.maxHeaderBytes,
         deadLetter: true,
+        // the memory broker counts every delivery, give-backs included
+        deliveryCount: 'exact',
       },
       async connect() {
         if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')

@@ -1,0 +1,93 @@
+/**
+ * The delivery wrapper: what every adapter hands to core for one consumed message. It settles at
+ * most once (a second ack/nack is a no-op), and a settle after the session the message came on is
+ * gone is a no-op too: the broker has already taken the message back and will redeliver it, and
+ * acking it on a newer session would be an error (RabbitMQ: unknown delivery tag) or a wrong ack.
+ */
+import type { Delivery, TransportMessage } from '../spi.js'
+
+export interface DeliverySettlement {
+  /** remove the message from the broker */
+  ack(): void | Promise<void>
+  /** give it back (`requeue`: deliver again later) or drop it */
+  nack(requeue: boolean): void | Promise<void>
+  /** false once the session this delivery came on is gone (default: always valid) */
+  valid?(): boolean
+}
+
+/** Wraps one consumed message and the adapter's settle functions into a Delivery for core. */
+export function createDelivery(message: TransportMessage, settlement: DeliverySettlement): Delivery {
+  let settled = false
+  const once = async (work: () => void | Promise<void>): Promise<void> => {
+    if (settled) return
+    settled = true
+    if (settlement.valid && !settlement.valid()) return
+    await work()
+  }
+  return {
+    message,
+    ack: () => once(() => settlement.ack()),
+    nack: (options) => once(() => settlement.nack(options?.requeue ?? true)),
+  }
+}
+
+/**
+ * Counts what a subscription has handed over and not yet settled, so an adapter can hold its
+ * intake at `prefetch` where the broker does not do it for it (pull-based clients).
+ */
+export interface InFlightCounter {
+  readonly count: number
+  /** resolves once fewer than `limit` are in flight (at once when already so) */
+  room(limit: number): Promise<void>
+  /** wraps a settlement so that settling (or invalidation) lowers the count once */
+  track(settlement: DeliverySettlement): DeliverySettlement
+}
+
+/** Creates an in-flight counter. */
+export function createInFlightCounter(): InFlightCounter {
+  let count = 0
+  let waiters: Array<{ limit: number; resolve: () => void }> = []
+  const release = (): void => {
+    count -= 1
+    if (waiters.length === 0) return
+    const still: typeof waiters = []
+    for (const w of waiters) {
+      if (count < w.limit) w.resolve()
+      else still.push(w)
+    }
+    waiters = still
+  }
+  return {
+    get count() {
+      return count
+    },
+    room(limit) {
+      if (count < limit) return Promise.resolve()
+      return new Promise((resolve) => waiters.push({ limit, resolve }))
+    },
+    track(settlement) {
+      count += 1
+      let done = false
+      const finish = (): void => {
+        if (done) return
+        done = true
+        release()
+      }
+      return {
+        ack: () => {
+          finish()
+          return settlement.ack()
+        },
+        nack: (requeue) => {
+          finish()
+          return settlement.nack(requeue)
+        },
+        valid: () => {
+          const ok = settlement.valid ? settlement.valid() : true
+          if (!ok) finish()
+          return ok
+        },
+      }
+    },
+  }
+}

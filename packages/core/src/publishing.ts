@@ -1,0 +1,230 @@
+/**
+ * The publish path: validate and encode a body, build the outgoing message (id, key, headers,
+ * timestamp, delay), check it against the transport's limits, hand it to the transport with a
+ * deadline, and track what is in flight per producer so `close()` can wait for it.
+ */
+import { createDeadlineTimer } from './adapter/deadlines.js'
+import type { BatchItem, Producer, PublishOptions, PublishReceipt, Topic } from './api.js'
+import type { Codec } from './codec.js'
+import { ErrorCodes, isMsgkitError, MsgkitError } from './errors.js'
+import { describeError } from './events.js'
+import { uuidv7 } from './ids.js'
+import { tooLarge } from './limits.js'
+import { assertTopicName } from './names.js'
+import type { OutgoingMessage, Transport } from './spi.js'
+import { describeSchemaIssues } from './topics.js'
+import { childTraceparent } from './tracing.js'
+import { isReservedHeader, WireHeaders } from './wire.js'
+
+/** Grace a transport gets past its own deadline before core gives up on a send. */
+const OVERRUN_GRACE_MS = 2_000
+
+export function invalid(message: string): MsgkitError {
+  return new MsgkitError(ErrorCodes.INVALID_ARGUMENT, message)
+}
+
+/** The MSGKIT_CAPABILITY_UNSUPPORTED error for `what` on `transport`. */
+export function unsupported(what: string, transport: Transport, hint: string): MsgkitError {
+  return new MsgkitError(
+    ErrorCodes.CAPABILITY_UNSUPPORTED,
+    `The ${transport.name} transport does not support ${what}. ${hint}`,
+    { details: { transport: transport.name, capability: what } },
+  )
+}
+
+/** The topic's name (validated) from a Topic or a string. */
+export function topicName(topic: Topic<unknown> | string): string {
+  const name = typeof topic === 'string' ? topic : topic?.name
+  assertTopicName(name as string)
+  return name as string
+}
+
+function typedTopic<T>(topic: Topic<T> | string): Topic<T> | undefined {
+  return typeof topic === 'string' ? undefined : topic
+}
+
+export interface PublishingDeps {
+  transport: Transport
+  codec: Codec
+  /** default publish timeout (ms) */
+  timeoutMs: number
+  /** true once the Messaging is closed */
+  isClosed(): boolean
+}
+
+export interface Publishing {
+  /** a new producer handle, tracked for close */
+  producer(): Producer
+  /** wait for every producer's in-flight publishes; later ones reject with MSGKIT_CLOSED */
+  close(): Promise<void>
+}
+
+/** Creates the publish side of a Messaging. */
+export function createPublishing(deps: PublishingDeps): Publishing {
+  const { transport } = deps
+  const overrun = createDeadlineTimer()
+  const producers = new Set<Producer>()
+
+  const prepare = <T>(
+    name: string,
+    typed: Topic<T> | undefined,
+    body: T,
+    opts: PublishOptions = {},
+  ): OutgoingMessage => {
+    if (typed?.schema) {
+      const result = typed.schema.safeParse(body)
+      if (!result.success) {
+        throw new MsgkitError(
+          ErrorCodes.SCHEMA_INVALID,
+          `Message for topic ${name} does not match its schema: ${describeSchemaIssues(result.error)}. Nothing was sent.`,
+        )
+      }
+    }
+    const { body: bytes, contentType } = (typed?.codec ?? deps.codec).encode(body)
+    const headers: Record<string, string> = {}
+    if (opts.headers !== undefined) {
+      for (const k in opts.headers) {
+        const v = opts.headers[k]
+        if (typeof v !== 'string')
+          throw invalid(`Header ${JSON.stringify(k)} must be a string (got ${typeof v}). Nothing was sent.`)
+        if (k.length === 0) throw invalid('Header names must not be empty. Nothing was sent.')
+        if (isReservedHeader(k))
+          throw invalid(`Header ${JSON.stringify(k)} uses the reserved prefix "msgkit-". Nothing was sent.`)
+        headers[k] = v
+      }
+    }
+    if (headers.traceparent === undefined) {
+      const tp = childTraceparent()
+      if (tp) headers.traceparent = tp
+    }
+    headers[WireHeaders.contentType] = contentType
+    if (opts.key !== undefined && (typeof opts.key !== 'string' || opts.key.length === 0))
+      throw invalid('`key` must be a non-empty string. Nothing was sent.')
+    if (
+      opts.id !== undefined &&
+      (typeof opts.id !== 'string' || opts.id.length === 0 || opts.id.length > 200)
+    )
+      throw invalid('`id` must be a string of 1-200 characters. Nothing was sent.')
+    const message: OutgoingMessage = { id: opts.id ?? uuidv7(), headers, body: bytes, timestamp: Date.now() }
+    if (opts.key !== undefined) message.key = opts.key
+    if (opts.delayMs !== undefined && opts.delayMs !== 0) {
+      const delay = transport.capabilities.delay
+      if (!Number.isFinite(opts.delayMs) || opts.delayMs < 0)
+        throw invalid('`delayMs` must be a non-negative number. Nothing was sent.')
+      if (!delay)
+        throw unsupported(
+          'delayed delivery (delayMs)',
+          transport,
+          'Schedule the message yourself or use a transport with delay support (memory, rabbitmq, activemq, sqs).',
+        )
+      if (opts.delayMs > delay.maxMs)
+        throw unsupported(`delays over ${delay.maxMs} ms`, transport, `Use delayMs <= ${delay.maxMs}.`)
+      message.delayMs = Math.round(opts.delayMs)
+    }
+    const error = tooLarge(transport.capabilities, transport.name, name, message)
+    if (error) throw error
+    return message
+  }
+
+  /** transport.send with a deadline; a transport that overruns it gets a short grace, then a timeout */
+  const send = (name: string, messages: OutgoingMessage[], timeoutMs: number): Promise<void> => {
+    const deadline = Date.now() + timeoutMs
+    return new Promise<void>((resolve, reject) => {
+      const guard = overrun.schedule(deadline + OVERRUN_GRACE_MS, () =>
+        reject(
+          new MsgkitError(
+            ErrorCodes.PUBLISH_TIMEOUT,
+            `Publishing to ${name} was not confirmed within ${timeoutMs} ms. The broker may be down; the message may or may not have been stored.`,
+            { retriable: true },
+          ),
+        ),
+      )
+      transport.send(name, messages, { deadline }).then(
+        () => {
+          guard.cancel()
+          resolve()
+        },
+        (error: unknown) => {
+          guard.cancel()
+          if (isMsgkitError(error)) reject(error)
+          else
+            reject(
+              new MsgkitError(
+                ErrorCodes.TRANSPORT_ERROR,
+                `Publishing to ${name} failed: ${describeError(error).message}`,
+                { cause: error, retriable: true },
+              ),
+            )
+        },
+      )
+    })
+  }
+
+  const makeProducer = (): Producer => {
+    let producerClosed = false
+    const inflight = new Set<Promise<unknown>>()
+    const track = <R>(p: Promise<R>): Promise<R> => {
+      inflight.add(p)
+      const forget = (): void => {
+        inflight.delete(p)
+      }
+      p.then(forget, forget)
+      return p
+    }
+    const assertOpen = (): void => {
+      if (deps.isClosed() || producerClosed)
+        throw new MsgkitError(
+          ErrorCodes.CLOSED,
+          'This msgkit producer is closed; create a new one with createMessaging().',
+        )
+    }
+    const producer: Producer = {
+      publish<T>(topic: Topic<T> | string, body: T, opts?: PublishOptions): Promise<PublishReceipt> {
+        try {
+          assertOpen()
+          const name = topicName(topic as Topic<unknown> | string)
+          const message = prepare(name, typedTopic(topic), body, opts)
+          const receipt: PublishReceipt = { id: message.id, topic: name }
+          return track(send(name, [message], opts?.timeoutMs ?? deps.timeoutMs).then(() => receipt))
+        } catch (error) {
+          return Promise.reject(error)
+        }
+      },
+      publishBatch<T>(
+        topic: Topic<T> | string,
+        items: ReadonlyArray<BatchItem<T>>,
+      ): Promise<PublishReceipt[]> {
+        try {
+          assertOpen()
+          if (!Array.isArray(items))
+            throw invalid('publishBatch takes an array of { body, key?, headers?, id?, delayMs? }.')
+          const name = topicName(topic as Topic<unknown> | string)
+          const typed = typedTopic(topic)
+          const messages = items.map((item) => prepare(name, typed, item.body, item))
+          if (messages.length === 0) return Promise.resolve([])
+          let timeout = 0
+          for (const item of items) timeout = Math.max(timeout, item.timeoutMs ?? deps.timeoutMs)
+          return track(
+            send(name, messages, timeout).then(() => messages.map((m) => ({ id: m.id, topic: name }))),
+          )
+        } catch (error) {
+          return Promise.reject(error)
+        }
+      },
+      async close() {
+        producerClosed = true
+        await Promise.allSettled([...inflight])
+      },
+    }
+    producers.add(producer)
+    return producer
+  }
+
+  return {
+    producer: makeProducer,
+    async close() {
+      await Promise.allSettled([...producers].map((p) => p.close()))
+      overrun.clear()
+    },
+  }
+}
