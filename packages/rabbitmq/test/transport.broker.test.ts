@@ -14,11 +14,11 @@ import {
   type TransportEvent,
   uuidv7,
 } from '@msgkit/core'
+import { startTcpProxy, type TcpProxy } from '@msgkit/testkit'
 import amqp, { type ChannelModel } from 'amqplib'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { rabbitmqConfigSchema } from '../src/config.js'
 import { createRabbitmqTransport } from '../src/transport.js'
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js'
 
 const brokerUrl = process.env.MSGKIT_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672'
 const broker = parseBrokerUrl(brokerUrl)
@@ -54,7 +54,12 @@ async function open(events: TransportEvent[] = []): Promise<Transport> {
     queueExpiresMs: 600_000,
     reconnect: { initialDelayMs: 50, maxDelayMs: 250 },
   })
-  const transport = createRabbitmqTransport(config, { logger: silentLogger, emit: (e) => events.push(e) })
+  const transport = createRabbitmqTransport(config, {
+    logger: silentLogger,
+    emit: (e) => events.push(e),
+    secrets: [],
+    scrub: (text) => text,
+  })
   opened.push(transport)
   await transport.connect()
   return transport

@@ -24,10 +24,27 @@ export interface ContractProbe {
   }>
 }
 
+/**
+ * The network between a transport and its broker, for the cases that cut it (SP-2, SP-4, SP-5):
+ * a Messaging created here connects through a point the suite can cut and restore.
+ */
+export interface FaultInjection {
+  /** a fresh, connected Messaging whose connections go through the fault point */
+  createMessaging(options?: MessagingOptions): Promise<Messaging>
+  /** drop every connection through the fault point and refuse new ones until `restore()` */
+  cut(): Promise<void>
+  /** accept connections again */
+  restore(): Promise<void>
+}
+
 export interface ContractSuiteOptions {
   /** shown in test names */
   name: string
   /** A fresh, connected Messaging on the transport under test. The suite closes what it creates. */
   createMessaging(options?: MessagingOptions): Promise<Messaging>
   probe: ContractProbe
+  /** Cut and restore connections. Absent = the cases that need it fail (they are never skipped silently). */
+  faults?: FaultInjection
+  /** Run only these case ids (e.g. ['DG-1', 'SP-4']); default: all. */
+  only?: readonly string[]
 }

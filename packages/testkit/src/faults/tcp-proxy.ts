@@ -16,11 +16,11 @@ export interface TcpProxy {
   close(): Promise<void>
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+/** Starts a proxy to `target` on `port` (default: any free port) on 127.0.0.1. */
+export async function startTcpProxy(target: { host: string; port: number }, port = 0): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>()
   let frozen = false
   let accepted = 0
-  let port = 0
   let server: Server
 
   let listening = false
