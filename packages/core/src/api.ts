@@ -80,7 +80,17 @@ export interface PublishOptions {
   delayMs?: number
   /** give up after this many ms (default from config `publish.timeoutMs`) */
   timeoutMs?: number
+  /**
+   * A message that reaches no group (nobody provisioned one for its topic) is lost on RabbitMQ,
+   * ActiveMQ virtual topics and SNS. `warn` (default): resolve, log a warning and emit `unroutable`;
+   * `reject`: reject with MSGKIT_UNROUTABLE; `ignore`: say nothing. Where the transport cannot tell
+   * (capability `unroutable` false) `warn` says nothing and `reject` fails with
+   * MSGKIT_CAPABILITY_UNSUPPORTED. Default from config `publish.unroutable`.
+   */
+  unroutable?: UnroutablePolicy
 }
+
+export type UnroutablePolicy = 'ignore' | 'warn' | 'reject'
 
 export interface PublishReceipt {
   id: string
@@ -187,6 +197,8 @@ export interface MessagingEvents {
     /** the dead letter was reduced to fit (see DeadLetterInfo.truncated) */
     truncated?: boolean
   }
+  /** a published message reached no group's storage (publish option `unroutable: 'warn'`) */
+  unroutable: { topic: string; ids: string[] }
   /** a message that could not even be dead-lettered in reduced form was acked and is gone */
   dropped: { topic: string; group: string; id: string; reason: string; error: unknown }
   error: { error: unknown; topic?: string; group?: string }
@@ -222,6 +234,6 @@ export interface MessagingOptions {
   logger?: Logger
   /** default codec for topics without one (default: JSON, bytes and strings pass through) */
   codec?: Codec
-  publish?: { timeoutMs?: number }
+  publish?: { timeoutMs?: number; unroutable?: UnroutablePolicy }
   idempotencyStore?: IdempotencyStore
 }

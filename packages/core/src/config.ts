@@ -18,7 +18,10 @@ const CORE_KEYS = ['transport', 'logger', 'codec', 'publish', 'idempotencyStore'
 
 const coreOptionsSchema = z.object({
   publish: z
-    .object({ timeoutMs: z.number().int().positive().max(3_600_000).optional() })
+    .object({
+      timeoutMs: z.number().int().positive().max(3_600_000).optional(),
+      unroutable: z.enum(['ignore', 'warn', 'reject']).optional(),
+    })
     .strict()
     .optional(),
   logger: z

@@ -18,6 +18,7 @@ export const ErrorCodes = {
   NON_RETRYABLE: 'MSGKIT_NON_RETRYABLE',
   HANDLER_TIMEOUT: 'MSGKIT_HANDLER_TIMEOUT',
   TRANSPORT_ERROR: 'MSGKIT_TRANSPORT_ERROR',
+  UNROUTABLE: 'MSGKIT_UNROUTABLE',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -73,7 +73,15 @@ export async function createMessaging(
   let closed = false
   let closing: Promise<void> | undefined
   const isClosed = (): boolean => closed
-  const publishing = createPublishing({ transport, codec, timeoutMs: publishTimeout, isClosed })
+  const publishing = createPublishing({
+    transport,
+    codec,
+    logger,
+    emit: emitter.emit,
+    timeoutMs: publishTimeout,
+    unroutable: resolved.options.publish?.unroutable ?? 'warn',
+    isClosed,
+  })
   const subscriptions = createSubscriptions({
     transport,
     logger,

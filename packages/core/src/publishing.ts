@@ -4,12 +4,21 @@
  * deadline, and track what is in flight per producer so `close()` can wait for it.
  */
 import { createDeadlineTimer } from './adapter/deadlines.js'
-import type { BatchItem, Producer, PublishOptions, PublishReceipt, Topic } from './api.js'
+import type {
+  BatchItem,
+  MessagingEvents,
+  Producer,
+  PublishOptions,
+  PublishReceipt,
+  Topic,
+  UnroutablePolicy,
+} from './api.js'
 import type { Codec } from './codec.js'
 import { ErrorCodes, isMsgkitError, MsgkitError } from './errors.js'
 import { describeError } from './events.js'
 import { uuidv7 } from './ids.js'
 import { tooLarge } from './limits.js'
+import type { Logger } from './logger.js'
 import { assertTopicName } from './names.js'
 import type { OutgoingMessage, Transport } from './spi.js'
 import { describeSchemaIssues } from './topics.js'
@@ -46,8 +55,12 @@ function typedTopic<T>(topic: Topic<T> | string): Topic<T> | undefined {
 export interface PublishingDeps {
   transport: Transport
   codec: Codec
+  logger: Logger
+  emit<E extends keyof MessagingEvents>(event: E, payload: MessagingEvents[E]): void
   /** default publish timeout (ms) */
   timeoutMs: number
+  /** default policy for messages that reach no group */
+  unroutable: UnroutablePolicy
   /** true once the Messaging is closed */
   isClosed(): boolean
 }
@@ -126,9 +139,27 @@ export function createPublishing(deps: PublishingDeps): Publishing {
     return message
   }
 
+  const canDetect = transport.capabilities.unroutable
+  /** whether to ask the transport about unroutable messages; throws for `reject` where it cannot tell */
+  const detectUnroutable = (policy: UnroutablePolicy): boolean => {
+    if (policy === 'reject' && !canDetect)
+      throw unsupported(
+        "detecting unroutable messages (unroutable: 'reject')",
+        transport,
+        "Provision the topic's groups before publishing (messaging.provision) and use unroutable: 'warn' or 'ignore'.",
+      )
+    return policy !== 'ignore' && canDetect
+  }
+
   /** transport.send with a deadline; a transport that overruns it gets a short grace, then a timeout */
-  const send = (name: string, messages: OutgoingMessage[], timeoutMs: number): Promise<void> => {
+  const send = (
+    name: string,
+    messages: OutgoingMessage[],
+    timeoutMs: number,
+    policy: UnroutablePolicy,
+  ): Promise<void> => {
     const deadline = Date.now() + timeoutMs
+    const options = detectUnroutable(policy) ? { deadline, detectUnroutable: true } : { deadline }
     return new Promise<void>((resolve, reject) => {
       const guard = overrun.schedule(deadline + OVERRUN_GRACE_MS, () =>
         reject(
@@ -139,14 +170,23 @@ export function createPublishing(deps: PublishingDeps): Publishing {
           ),
         ),
       )
-      transport.send(name, messages, { deadline }).then(
+      transport.send(name, messages, options).then(
         () => {
           guard.cancel()
           resolve()
         },
         (error: unknown) => {
           guard.cancel()
-          if (isMsgkitError(error)) reject(error)
+          if (isMsgkitError(error) && error.code === ErrorCodes.UNROUTABLE && policy === 'warn') {
+            // stored nowhere, but confirmed: say so loudly and go on
+            const ids = (error.details?.ids as string[] | undefined) ?? messages.map((m) => m.id)
+            deps.logger.warn(
+              { topic: name, ids },
+              'published message(s) reached no group: nobody provisioned a group for this topic yet, so the broker dropped them',
+            )
+            deps.emit('unroutable', { topic: name, ids })
+            resolve()
+          } else if (isMsgkitError(error)) reject(error)
           else
             reject(
               new MsgkitError(
@@ -185,7 +225,8 @@ export function createPublishing(deps: PublishingDeps): Publishing {
           const name = topicName(topic as Topic<unknown> | string)
           const message = prepare(name, typedTopic(topic), body, opts)
           const receipt: PublishReceipt = { id: message.id, topic: name }
-          return track(send(name, [message], opts?.timeoutMs ?? deps.timeoutMs).then(() => receipt))
+          const policy = opts?.unroutable ?? deps.unroutable
+          return track(send(name, [message], opts?.timeoutMs ?? deps.timeoutMs, policy).then(() => receipt))
         } catch (error) {
           return Promise.reject(error)
         }
@@ -203,9 +244,17 @@ export function createPublishing(deps: PublishingDeps): Publishing {
           const messages = items.map((item) => prepare(name, typed, item.body, item))
           if (messages.length === 0) return Promise.resolve([])
           let timeout = 0
-          for (const item of items) timeout = Math.max(timeout, item.timeoutMs ?? deps.timeoutMs)
+          // the strictest policy of the batch applies to all of it
+          let policy: UnroutablePolicy = 'ignore'
+          for (const item of items) {
+            timeout = Math.max(timeout, item.timeoutMs ?? deps.timeoutMs)
+            const p = item.unroutable ?? deps.unroutable
+            if (p === 'reject' || (p === 'warn' && policy === 'ignore')) policy = p
+          }
           return track(
-            send(name, messages, timeout).then(() => messages.map((m) => ({ id: m.id, topic: name }))),
+            send(name, messages, timeout, policy).then(() =>
+              messages.map((m) => ({ id: m.id, topic: name })),
+            ),
           )
         } catch (error) {
           return Promise.reject(error)

@@ -32,6 +32,12 @@ export interface Capabilities {
    * handler crashes the process, say) is dead-lettered after the configured attempts.
    */
   deliveryCount: 'exact' | 'flag' | 'none'
+  /**
+   * The broker tells the publisher when a message reached no group's storage (RabbitMQ `mandatory`
+   * + basic.return). Where false, such a message may be lost silently (a topic no group was
+   * provisioned for) and core cannot warn.
+   */
+  unroutable: boolean
 }
 
 /** A message on its way to the broker. Core has already encoded the body and set every field. */
@@ -50,6 +56,12 @@ export interface OutgoingMessage {
 export interface SendOptions {
   /** epoch ms: give up (reject with MSGKIT_PUBLISH_TIMEOUT) if not confirmed by then, e.g. during an outage */
   deadline: number
+  /**
+   * Set (only on transports with capability `unroutable`): once every message of the send was
+   * confirmed, reject with MSGKIT_UNROUTABLE (`details.ids`: the ids that reached no group's
+   * storage) if there were such messages. Absent: do not ask the broker.
+   */
+  detectUnroutable?: boolean
 }
 
 /** A message as it came off the wire. */

@@ -37,6 +37,8 @@ export function kafkaCapabilities(config: KafkaTransportConfig): Capabilities {
     deadLetter: true,
     // Kafka keeps no delivery count and no redelivered flag: core counts
     deliveryCount: 'none',
+    // a topic keeps every message whether or not a group exists: nothing is dropped to report
+    unroutable: false,
   }
 }
 

@@ -37,6 +37,8 @@ export function rabbitmqCapabilities(config: RabbitmqTransportConfig): Capabilit
     deadLetter: true,
     // quorum queues carry x-delivery-count; classic queues only the redelivered flag
     deliveryCount: config.queueType === 'quorum' ? 'exact' : 'flag',
+    // not yet: mandatory + basic.return (issue 8)
+    unroutable: false,
   }
 }
 

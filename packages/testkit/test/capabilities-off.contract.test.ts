@@ -22,6 +22,7 @@ const capabilities: Capabilities = {
   deadLetter: false,
   // core counts deliveries itself
   deliveryCount: 'none',
+  unroutable: false,
   maxMessageBytes: 64 * 1024,
   maxHeaderBytes: 4 * 1024,
 }

@@ -44,7 +44,8 @@ export interface MemoryBroker {
   /** connections are told about outages through this */
   onStateChange(listener: (up: boolean) => void): () => void
   ensureQueue(binding: { topic?: string; pattern?: string }, group: string): string
-  publish(topic: string, message: StoredMessage, delayMs?: number): void
+  /** returns false when no queue took the message (nobody provisioned a group for the topic) */
+  publish(topic: string, message: StoredMessage, delayMs?: number): boolean
   attach(queueName: string, consumer: MemoryConsumer): void
   detach(queueName: string, consumer: MemoryConsumer): void
   ack(queueName: string, consumer: MemoryConsumer, tag: number): void
@@ -98,13 +99,21 @@ export function createMemoryBroker(name: string): MemoryBroker {
     }
   }
 
-  const route = (topic: string, message: StoredMessage): void => {
+  const route = (topic: string, message: StoredMessage): boolean => {
+    let routed = false
     for (const q of queues.values()) {
       if (q.exact === topic || q.pattern?.test(topic)) {
         q.ready.push({ message: { ...message, topic }, deliveries: 0 })
         queueMicrotask(() => dispatch(q))
+        routed = true
       }
     }
+    return routed
+  }
+
+  const routable = (topic: string): boolean => {
+    for (const q of queues.values()) if (q.exact === topic || q.pattern?.test(topic)) return true
+    return false
   }
 
   const queue = (name: string): Queue => {
@@ -143,7 +152,9 @@ export function createMemoryBroker(name: string): MemoryBroker {
       if (delayMs && delayMs > 0) {
         const t = setTimeout(() => route(topic, message), delayMs)
         t.unref?.()
-      } else route(topic, message)
+        return routable(topic)
+      }
+      return route(topic, message)
     },
     attach(qname, consumer) {
       const q = queue(qname)

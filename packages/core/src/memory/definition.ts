@@ -109,6 +109,7 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
         deadLetter: true,
         // the memory broker counts every delivery, give-backs included
         deliveryCount: 'exact',
+        unroutable: true,
       },
       async connect() {
         if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')
@@ -133,6 +134,7 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
       },
       async send(topic, messages, options) {
         await waitConnected(options.deadline)
+        const unroutable: string[] = []
         for (const m of messages) {
           const stored = {
             id: m.id,
@@ -141,7 +143,19 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
             body: Uint8Array.from(m.body),
             timestamp: m.timestamp,
           }
-          broker.publish(topic, m.key === undefined ? stored : { ...stored, key: m.key }, m.delayMs)
+          const routed = broker.publish(
+            topic,
+            m.key === undefined ? stored : { ...stored, key: m.key },
+            m.delayMs,
+          )
+          if (!routed) unroutable.push(m.id)
+        }
+        if (options.detectUnroutable && unroutable.length > 0) {
+          throw new MsgkitError(
+            ErrorCodes.UNROUTABLE,
+            `${unroutable.length} message(s) for ${topic} reached no group: nobody provisioned a group for this topic.`,
+            { details: { topic, ids: unroutable } },
+          )
         }
       },
       async provision(topic, group) {
