@@ -1,12 +1,13 @@
 import { createMessaging } from '@msgkit/core'
-import { createMemoryProbe } from '@msgkit/core/testing'
+import { createMemoryFaults, createMemoryProbe } from '@msgkit/core/testing'
 import { runContractSuite } from '@msgkit/testkit'
 
 // One named in-process broker for the whole run; each case uses its own topics.
-const name = 'memory-suite'
+const broker = 'contract-memory-suite'
 
 runContractSuite({
   name: 'memory',
-  createMessaging: (options) => createMessaging(`memory://contract-${name}`, options),
-  probe: createMemoryProbe(`contract-${name}`),
+  createMessaging: (options) => createMessaging(`memory://${broker}`, options),
+  probe: createMemoryProbe(broker),
+  faults: createMemoryFaults(broker),
 })

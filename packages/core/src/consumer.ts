@@ -54,7 +54,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   const { transport, logger } = deps
   const group = options.group
   const concurrency = options.concurrency ?? 1
-  const ordered = options.ordered ?? transport.capabilities.orderedKeys
+  const ordered = options.ordered ?? transport.capabilities.orderedKeys !== false
   const maxAttempts = options.retry === false ? 1 : (options.retry?.attempts ?? 3)
   const backoff = options.retry === false ? {} : (options.retry?.backoff ?? {})
   // reading a dead-letter topic does not dead-letter again unless asked to

@@ -15,6 +15,7 @@ export {
 } from './errors.js'
 export { createMemoryIdempotencyStore, type IdempotencyStore } from './idempotency.js'
 export { uuidv7 } from './ids.js'
+export { tooLarge, wireHeaderBytes } from './limits.js'
 export { type Logger, silentLogger } from './logger.js'
 export { createMemoryBroker, getMemoryBroker, type MemoryBroker } from './memory/broker.js'
 export { type MemoryTransportConfig, memoryConfigSchema, memoryTransport } from './memory/definition.js'

@@ -13,8 +13,13 @@ export interface Capabilities {
   persistence: boolean
   /** Several groups on one topic each receive every message. */
   fanout: boolean
-  /** Messages with the same key reach one consumer in publish order (within a group). */
-  orderedKeys: boolean
+  /**
+   * Messages with the same key are handled in publish order: `group` = across all members of a
+   * group (the broker gives a key to one member at a time: Kafka partitions, ActiveMQ message
+   * groups, SQS FIFO); `consumer` = within one member only (competing members of a group may
+   * interleave a key: RabbitMQ, memory); false = no order.
+   */
+  orderedKeys: false | 'consumer' | 'group'
   /** Delayed delivery (`delayMs`), up to `maxMs`; false = unsupported. */
   delay: false | { maxMs: number }
   /** Pattern subscriptions (`orders.*`, `orders.>`). */

@@ -4,6 +4,7 @@
 
 import { uuidv7 } from './ids.js'
 import { getMemoryBroker, memoryQueueName } from './memory/broker.js'
+import { createMessaging } from './messaging.js'
 import type { Headers } from './spi.js'
 
 /** The contract-suite probe for `memory://<brokerName>` (shape of @msgkit/testkit's ContractProbe). */
@@ -34,6 +35,8 @@ export function createMemoryProbe(brokerName: string) {
     async pendingCount(topic: string, group: string): Promise<number> {
       return broker.pending(memoryQueueName({ topic }, group))
     },
+    // the memory broker itself takes anything; msgkit's defaults are 4 MiB bodies, 64 KiB headers
+    rawOversize: { bodyBytes: 4 * 1024 * 1024 + 64 * 1024, headerValueBytes: 64 * 1024 + 1024 },
     badConnections: [
       { name: 'stopped broker', config: `memory://${stopped}` },
       {
@@ -42,5 +45,23 @@ export function createMemoryProbe(brokerName: string) {
         secret: 'wrong-secret-123',
       },
     ],
+  }
+}
+
+/**
+ * Fault injection for the contract suite (shape of @msgkit/testkit's FaultInjection): `cut` stops
+ * the memory broker `brokerName` (every connection to it drops, its queues stay), `restore` starts it.
+ */
+export function createMemoryFaults(brokerName: string) {
+  const broker = getMemoryBroker(brokerName)
+  return {
+    createMessaging: (options?: Parameters<typeof createMessaging>[1]) =>
+      createMessaging(`memory://${brokerName}`, options),
+    async cut(): Promise<void> {
+      broker.stop()
+    },
+    async restore(): Promise<void> {
+      broker.start()
+    },
   }
 }

@@ -29,7 +29,7 @@ export function kafkaCapabilities(config: KafkaTransportConfig): Capabilities {
   return {
     persistence: true,
     fanout: true,
-    orderedKeys: true,
+    orderedKeys: 'group',
     delay: false,
     patterns: true,
     maxMessageBytes: config.messageMaxBytes - config.maxHeaderBytes - RECORD_OVERHEAD_BYTES,

@@ -25,7 +25,8 @@ export function rabbitmqCapabilities(config: RabbitmqTransportConfig): Capabilit
     // one queue per group, each bound to the topic exchange
     fanout: true,
     // a queue is FIFO; core keeps per-key order among its concurrent handlers (see docs for several instances)
-    orderedKeys: true,
+    // one queue per group: one member keeps a key in order; several members interleave it unless one is active
+    orderedKeys: config.singleActiveConsumer ? 'group' : 'consumer',
     // per-delay wait queues: TTL, then dead-lettered to the topic exchange
     delay: config.maxDelayMs > 0 ? { maxMs: config.maxDelayMs } : false,
     // topic exchanges forward to one pattern exchange; `*` and `>` become binding keys

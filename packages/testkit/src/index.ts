@@ -1,5 +1,7 @@
 /** @msgkit/testkit: the contract suite every transport passes, and helpers for your own tests. */
-export { runContractSuite } from './contract/run-contract-suite.js'
+export { type Mutant, runMutantCheck } from './contract/mutants.js'
+export { defineContractCases, runContractSuite } from './contract/run-contract-suite.js'
+export { type ContractCase, type SuiteKit, setContractWaits } from './contract/support.js'
 export { type RunCommandOptions, runCommand, waitUntilReady } from './faults/commands.js'
 export { type TcpFaultsOptions, tcpFaults } from './faults/tcp-faults.js'
 export { startTcpProxy, type TcpProxy } from './faults/tcp-proxy.js'

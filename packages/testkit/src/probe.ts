@@ -15,6 +15,12 @@ export interface ContractProbe {
   restartBroker?(): Promise<void>
   /** Messages waiting (not yet acked) in a group's storage; used to check "source drained". */
   pendingCount?(topic: string, group: string): Promise<number>
+  /**
+   * Sizes a foreign producer can get past the broker that are over msgkit's own limits (so their
+   * dead letter, with msgkit's envelope, cannot be published as is): a body over
+   * `maxMessageBytes`, a header value over `maxHeaderBytes`. Used by DG-11; without it DG-11 fails.
+   */
+  rawOversize?: { bodyBytes?: number; headerValueBytes?: number }
   /** Connection settings that must fail fast: a dead port, wrong credentials. */
   badConnections: ReadonlyArray<{
     name: string

@@ -10,7 +10,7 @@ import {
   type Transport,
   type TransportDefinition,
 } from '@msgkit/core'
-import { createMemoryProbe } from '@msgkit/core/testing'
+import { createMemoryFaults, createMemoryProbe } from '@msgkit/core/testing'
 import { runContractSuite } from '../src/index.js'
 
 const capabilities: Capabilities = {
@@ -42,9 +42,19 @@ const limitedMemory: TransportDefinition<Parameters<typeof memoryTransport.creat
 
 const broker = 'contract-capabilities-off'
 const { publishRaw } = createMemoryProbe(broker)
+const faults = createMemoryFaults(broker)
 
 runContractSuite({
   name: 'memory, capabilities off',
   createMessaging: (options) => createMessaging({ transport: limitedMemory, broker, ...options }),
-  probe: { publishRaw, badConnections: [] },
+  probe: {
+    publishRaw,
+    badConnections: [],
+    // msgkit's limits here are 64 KiB bodies and 4 KiB headers; the memory broker takes more
+    rawOversize: { bodyBytes: 80 * 1024, headerValueBytes: 8 * 1024 },
+  },
+  faults: {
+    ...faults,
+    createMessaging: (options) => createMessaging({ transport: limitedMemory, broker, ...options }),
+  },
 })

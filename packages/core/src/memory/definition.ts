@@ -101,7 +101,8 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
       capabilities: {
         persistence: true,
         fanout: true,
-        orderedKeys: true,
+        // competing consumers of a group are served round-robin: order holds within each one
+        orderedKeys: 'consumer',
         delay: { maxMs: 24 * 60 * 60 * 1000 },
         patterns: true,
         maxMessageBytes: config.maxMessageBytes,

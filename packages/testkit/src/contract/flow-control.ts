@@ -1,5 +1,5 @@
 /** FC: concurrency limits and graceful / bounded close. */
-import { describe, expect, it } from 'vitest'
+import { expect } from 'vitest'
 import { waitFor } from '../helpers/wait-for.js'
 import {
   CASE_MS,
@@ -24,8 +24,8 @@ function gate(): { opened: Promise<void>; open(): void } {
 }
 
 export function flowControlCases(kit: SuiteKit): void {
-  describe('flow control', () => {
-    it(
+  kit.describe('flow control', () => {
+    kit.it(
       'FC-1 concurrency 4 with 12 blocking handlers: in-flight peak exactly 4, all 12 finish',
       async () => {
         const messaging = await kit.open()
@@ -57,7 +57,7 @@ export function flowControlCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'FC-2 close() with 3 slow handlers in flight: waits for them, nothing new starts, they are acked',
       async (t) => {
         const messaging = await kit.open()
@@ -115,31 +115,35 @@ export function flowControlCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it('FC-3 close({ timeoutMs }) with a never-finishing handler: resolves in time, AbortSignal fires, message redelivered [persistence]', async (t) => {
-      const messaging = await kit.open()
-      const topic = kit.topic()
-      const group = kit.group('fc3')
-      let signal: AbortSignal | undefined
-      await messaging.subscribe(topic, { group }, (_message, context) => {
-        signal = context.signal
-        return new Promise(() => {}) // never settles
-      })
-      const receipt = await messaging.publish(topic, 'fc-3')
-      const held = await waitFor(() => signal, { timeoutMs: WAIT_MS, message: 'the handler started' })
-      expect(held.aborted).toBe(false)
-      const outcome = await settleWithin(messaging.close({ timeoutMs: 500 }), 10_000)
-      expect(outcome.status, 'close({ timeoutMs: 500 })').toBe('fulfilled')
-      expect(outcome.ms, 'close({ timeoutMs: 500 }) took (ms)').toBeLessThan(5_000)
-      await waitFor(() => held.aborted, { timeoutMs: 2_000, message: "the handler's AbortSignal fired" })
-      await report(t, `close({ timeoutMs: 500 }) resolved after ${Math.round(outcome.ms)} ms`)
+    kit.it(
+      'FC-3 close({ timeoutMs }) with a never-finishing handler: resolves in time, AbortSignal fires, message redelivered [persistence]',
+      async (t) => {
+        const messaging = await kit.open()
+        const topic = kit.topic()
+        const group = kit.group('fc3')
+        let signal: AbortSignal | undefined
+        await messaging.subscribe(topic, { group }, (_message, context) => {
+          signal = context.signal
+          return new Promise(() => {}) // never settles
+        })
+        const receipt = await messaging.publish(topic, 'fc-3')
+        const held = await waitFor(() => signal, { timeoutMs: WAIT_MS, message: 'the handler started' })
+        expect(held.aborted).toBe(false)
+        const outcome = await settleWithin(messaging.close({ timeoutMs: 500 }), 10_000)
+        expect(outcome.status, 'close({ timeoutMs: 500 })').toBe('fulfilled')
+        expect(outcome.ms, 'close({ timeoutMs: 500 }) took (ms)').toBeLessThan(5_000)
+        await waitFor(() => held.aborted, { timeoutMs: 2_000, message: "the handler's AbortSignal fired" })
+        await report(t, `close({ timeoutMs: 500 }) resolved after ${Math.round(outcome.ms)} ms`)
 
-      const later = await kit.open()
-      if (!(await persistenceOn(t, later, topic, group))) return
-      const received: string[] = []
-      await later.subscribe(topic, { group }, (message) => {
-        received.push(message.id)
-      })
-      await waitForIds(() => received, [receipt.id], 'the abandoned message redelivered', LONG_WAIT_MS)
-    }, 90_000)
+        const later = await kit.open()
+        if (!(await persistenceOn(t, later, topic, group))) return
+        const received: string[] = []
+        await later.subscribe(topic, { group }, (message) => {
+          received.push(message.id)
+        })
+        await waitForIds(() => received, [receipt.id], 'the abandoned message redelivered', LONG_WAIT_MS)
+      },
+      90_000,
+    )
   })
 }

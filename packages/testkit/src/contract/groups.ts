@@ -1,10 +1,11 @@
 /** GR: competing consumers in a group, fan-out across groups, provisioned groups, patterns. */
 import { definePattern } from '@msgkit/core'
-import { describe, expect, it } from 'vitest'
+import { expect } from 'vitest'
 import { createHandlerSpy } from '../helpers/handler-spy.js'
 import {
   CASE_MS,
   countDuplicates,
+  expectExactly,
   expectUnsupported,
   inParallel,
   LONG_WAIT_MS,
@@ -18,38 +19,42 @@ import {
 } from './support.js'
 
 export function groupCases(kit: SuiteKit): void {
-  describe('groups', () => {
-    it('GR-1 3 consumers in one group, 300 messages over 30 keys: union = sent, each gets some, duplicates ≤ 5%', async (t) => {
-      const topic = kit.topic()
-      const group = kit.group('gr1')
-      const members: string[][] = []
-      for (let i = 0; i < 3; i++) {
-        const messaging = await kit.open()
-        const received: string[] = []
-        members.push(received)
-        await messaging.subscribe(topic, { group, concurrency: 4 }, async (message) => {
-          received.push(message.id)
-          await sleep(2) // a little work, so no member can take everything
+  kit.describe('groups', () => {
+    kit.it(
+      'GR-1 3 consumers in one group, 300 messages over 30 keys: union = sent, each gets some, duplicates ≤ 5%',
+      async (t) => {
+        const topic = kit.topic()
+        const group = kit.group('gr1')
+        const members: string[][] = []
+        for (let i = 0; i < 3; i++) {
+          const messaging = await kit.open()
+          const received: string[] = []
+          members.push(received)
+          await messaging.subscribe(topic, { group, concurrency: 4 }, async (message) => {
+            received.push(message.id)
+            await sleep(2) // a little work, so no member can take everything
+          })
+        }
+        const producer = await kit.open()
+        const sent = await inParallel(
+          300,
+          20,
+          async (i) => (await producer.publish(topic, { i }, { key: `k-${i % 30}` })).id,
+        )
+        await waitForIds(() => members.flat(), sent, 'the group received all 300', LONG_WAIT_MS)
+        await sleep(QUIET_MS)
+        const { unique, duplicates } = countDuplicates(members.flat())
+        expect(unique, 'union of the members').toEqual(new Set(sent))
+        await report(t, `per member: ${members.map((m) => m.length).join(' / ')}; ${duplicates} duplicates`)
+        members.forEach((received, index) => {
+          expect(received.length, `member ${index + 1} got some`).toBeGreaterThan(0)
         })
-      }
-      const producer = await kit.open()
-      const sent = await inParallel(
-        300,
-        20,
-        async (i) => (await producer.publish(topic, { i }, { key: `k-${i % 30}` })).id,
-      )
-      await waitForIds(() => members.flat(), sent, 'the group received all 300', LONG_WAIT_MS)
-      await sleep(QUIET_MS)
-      const { unique, duplicates } = countDuplicates(members.flat())
-      expect(unique, 'union of the members').toEqual(new Set(sent))
-      await report(t, `per member: ${members.map((m) => m.length).join(' / ')}; ${duplicates} duplicates`)
-      members.forEach((received, index) => {
-        expect(received.length, `member ${index + 1} got some`).toBeGreaterThan(0)
-      })
-      expect(duplicates, 'duplicates (≤ 5% of 300)').toBeLessThanOrEqual(15)
-    }, 90_000)
+        expect(duplicates, 'duplicates (≤ 5% of 300)').toBeLessThanOrEqual(15)
+      },
+      90_000,
+    )
 
-    it(
+    kit.it(
       'GR-2 groups A, B, C provisioned, then 50 messages: each group gets all 50 [fanout]',
       async (t) => {
         const messaging = await kit.open()
@@ -84,13 +89,12 @@ export function groupCases(kit: SuiteKit): void {
         for (const group of groups)
           await waitForIds(() => received.get(group)!, sent, `group ${group}: all 50`)
         await sleep(QUIET_MS)
-        for (const group of groups)
-          expect(new Set(received.get(group)), `group ${group}`).toEqual(new Set(sent))
+        for (const group of groups) expectExactly(received.get(group) ?? [], sent, `group ${group}`)
       },
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'GR-3 group provisioned, 10 published while no consumer runs, then start: all 10 received [persistence]',
       async (t) => {
         const messaging = await kit.open()
@@ -107,12 +111,12 @@ export function groupCases(kit: SuiteKit): void {
         })
         await waitForIds(() => received, sent, 'all 10 received')
         await sleep(QUIET_MS)
-        expect(new Set(received)).toEqual(new Set(sent))
+        expectExactly(received, sent, 'GR-3')
       },
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'GR-4 pattern subscription t-<uuid>.* gets …a and …b, not …x.y or another prefix [patterns]',
       async (t) => {
         const messaging = await kit.open()

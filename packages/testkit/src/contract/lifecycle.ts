@@ -1,6 +1,6 @@
 /** LC: opening, closing, and what happens around close. */
 import { createMessaging, ErrorCodes, isMsgkitError, type Messaging, type PublishReceipt } from '@msgkit/core'
-import { describe, expect, it } from 'vitest'
+import { expect } from 'vitest'
 import { createHandlerSpy } from '../helpers/handler-spy.js'
 import {
   CASE_MS,
@@ -41,8 +41,8 @@ function errorTexts(error: unknown, depth = 0): string[] {
 }
 
 export function lifecycleCases(kit: SuiteKit): void {
-  describe('lifecycle', () => {
-    it(
+  kit.describe('lifecycle', () => {
+    kit.it(
       'LC-1 close producer, subscription and messaging twice, in sequence and concurrently: no throw, no leaked handles',
       async () => {
         const handlesBefore = liveHandleCount()
@@ -86,7 +86,7 @@ export function lifecycleCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'LC-2 publish or subscribe after close rejects with MSGKIT_CLOSED fast',
       async () => {
         const topic = kit.topic()
@@ -127,7 +127,7 @@ export function lifecycleCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'LC-3 close during a burst of 200 publishes: every promise settles, every resolved one is consumed',
       async (t) => {
         const topic = kit.topic()
@@ -177,7 +177,7 @@ export function lifecycleCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'LC-4 5 concurrent subscribe+close cycles, then 50 messages: a fresh consumer gets all 50',
       async () => {
         const topic = kit.topic()
@@ -206,7 +206,7 @@ export function lifecycleCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'LC-5 stop consumer → publish 5 → start again: all 5 received [persistence]',
       async (t) => {
         const topic = kit.topic()
@@ -235,7 +235,7 @@ export function lifecycleCases(kit: SuiteKit): void {
     )
 
     const badConnections = kit.options.probe.badConnections
-    const lc6 = badConnections.length > 0 ? it : it.skip
+    const lc6 = badConnections.length > 0 ? kit.it : kit.it.skip
     lc6(
       `LC-6 bad connections fail fast with a typed error, no unhandled rejection, no secret, no leaked handles${badConnections.length > 0 ? '' : ' — skipped: probe.badConnections is empty'}`,
       async (t) => {

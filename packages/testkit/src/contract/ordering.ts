@@ -1,6 +1,6 @@
 /** OR: per-key order with concurrency, and a failing message holding back only its own key. */
 import type { Message } from '@msgkit/core'
-import { describe, expect, it } from 'vitest'
+import { expect } from 'vitest'
 import { waitFor } from '../helpers/wait-for.js'
 import {
   CASE_MS,
@@ -18,53 +18,120 @@ interface Sequenced {
 }
 
 export function orderingCases(kit: SuiteKit): void {
-  describe('ordering', () => {
-    it('OR-1 8 keys × 50 with concurrency 4: per-key sequence strictly increasing, no gaps [orderedKeys]', async (t) => {
-      const messaging = await kit.open()
-      const topic = kit.topic()
-      const group = kit.group('or1')
-      if (!(await orderedKeysOn(t, messaging, topic, group))) return
-      const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
-      const handled = new Map<string, number[]>(keys.map((key) => [key, []]))
-      const busyKeys = new Set<string>()
-      const overlaps: string[] = []
-      let running = 0
-      let peak = 0
-      await messaging.subscribe(
-        topic,
-        { group, concurrency: 4, ordered: true },
-        async (message: Message<Sequenced>) => {
-          const key = message.key ?? '?'
-          if (busyKeys.has(key)) overlaps.push(`${key}#${message.body.seq}`)
-          busyKeys.add(key)
-          running++
-          peak = Math.max(peak, running)
-          // long enough for a same-key message run in parallel to overtake this one
-          await sleep(1 + Math.random() * 3)
-          handled.get(key)?.push(message.body.seq)
-          running--
-          busyKeys.delete(key)
-        },
-      )
-      // each key's messages published in order, the keys concurrently
-      await Promise.all(
-        keys.map(async (key) => {
-          for (let seq = 0; seq < 50; seq++) await messaging.publish(topic, { seq }, { key })
-        }),
-      )
-      await waitFor(() => [...handled.values()].every((seqs) => seqs.length >= 50), {
-        timeoutMs: LONG_WAIT_MS,
-        message: 'all 400 handled',
-      })
-      await sleep(QUIET_MS)
-      const expected = Array.from({ length: 50 }, (_, i) => i)
-      for (const key of keys) expect(handled.get(key), `${key}: handled sequence`).toEqual(expected)
-      expect(overlaps, 'same-key messages handled at the same time').toEqual([])
-      expect(peak, 'different keys ran in parallel (concurrency 4)').toBeGreaterThanOrEqual(2)
-      await report(t, `peak ${peak} handlers in parallel`)
-    }, 90_000)
+  kit.describe('ordering', () => {
+    kit.it(
+      'OR-1 8 keys × 50 with concurrency 4: per-key sequence strictly increasing, no gaps [orderedKeys]',
+      async (t) => {
+        const messaging = await kit.open()
+        const topic = kit.topic()
+        const group = kit.group('or1')
+        if (!(await orderedKeysOn(t, messaging, topic, group))) return
+        const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
+        const handled = new Map<string, number[]>(keys.map((key) => [key, []]))
+        const busyKeys = new Set<string>()
+        const overlaps: string[] = []
+        let running = 0
+        let peak = 0
+        await messaging.subscribe(
+          topic,
+          { group, concurrency: 4, ordered: true },
+          async (message: Message<Sequenced>) => {
+            const key = message.key ?? '?'
+            if (busyKeys.has(key)) overlaps.push(`${key}#${message.body.seq}`)
+            busyKeys.add(key)
+            running++
+            peak = Math.max(peak, running)
+            // long enough for a same-key message run in parallel to overtake this one
+            await sleep(1 + Math.random() * 3)
+            handled.get(key)?.push(message.body.seq)
+            running--
+            busyKeys.delete(key)
+          },
+        )
+        // each key's messages published in order, the keys concurrently
+        await Promise.all(
+          keys.map(async (key) => {
+            for (let seq = 0; seq < 50; seq++) await messaging.publish(topic, { seq }, { key })
+          }),
+        )
+        await waitFor(() => [...handled.values()].every((seqs) => seqs.length >= 50), {
+          timeoutMs: LONG_WAIT_MS,
+          message: 'all 400 handled',
+        })
+        await sleep(QUIET_MS)
+        const expected = Array.from({ length: 50 }, (_, i) => i)
+        for (const key of keys) expect(handled.get(key), `${key}: handled sequence`).toEqual(expected)
+        expect(overlaps, 'same-key messages handled at the same time').toEqual([])
+        expect(peak, 'different keys ran in parallel (concurrency 4)').toBeGreaterThanOrEqual(2)
+        await report(t, `peak ${peak} handlers in parallel`)
+      },
+      90_000,
+    )
 
-    it(
+    kit.it(
+      'OR-1 again with 3 members in one group: each member sees each key in order; across members too where the order is per group [orderedKeys]',
+      async (t) => {
+        const first = await kit.open()
+        const topic = kit.topic()
+        const group = kit.group('or1m')
+        if (!(await orderedKeysOn(t, first, topic, group))) return
+        const scope = first.capabilities.orderedKeys
+        const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
+        // every handling, in the order it finished, across the members
+        const log: Array<{ member: number; key: string; seq: number }> = []
+        const busy = new Set<string>()
+        const overlaps: string[] = []
+        for (let member = 0; member < 3; member++) {
+          const messaging = member === 0 ? first : await kit.open()
+          await messaging.subscribe(
+            topic,
+            { group, concurrency: 4, ordered: true },
+            async (message: Message<Sequenced>) => {
+              const key = message.key ?? '?'
+              if (scope === 'group' && busy.has(key)) overlaps.push(`${key}#${message.body.seq}`)
+              busy.add(key)
+              await sleep(1 + Math.random() * 3)
+              log.push({ member, key, seq: message.body.seq })
+              busy.delete(key)
+            },
+          )
+        }
+        // let the group settle before publishing (steady state: no rebalance while messages flow)
+        await sleep(QUIET_MS)
+        await Promise.all(
+          keys.map(async (key) => {
+            for (let seq = 0; seq < 50; seq++) await first.publish(topic, { seq }, { key })
+          }),
+        )
+        await waitFor(() => log.length >= 400, { timeoutMs: LONG_WAIT_MS, message: 'all 400 handled' })
+        await sleep(QUIET_MS)
+        const expected = Array.from({ length: 50 }, (_, i) => i)
+        for (const key of keys) {
+          const ofKey = log.filter((e) => e.key === key)
+          expect(
+            ofKey.map((e) => e.seq).sort((a, b) => a - b),
+            `${key}: every message handled once`,
+          ).toEqual(expected)
+          for (let member = 0; member < 3; member++) {
+            const seqs = ofKey.filter((e) => e.member === member).map((e) => e.seq)
+            const sorted = [...seqs].sort((a, b) => a - b)
+            expect(seqs, `${key} in member ${member + 1}: in publish order`).toEqual(sorted)
+          }
+          if (scope === 'group')
+            expect(
+              ofKey.map((e) => e.seq),
+              `${key} across the group's members: in publish order`,
+            ).toEqual(expected)
+        }
+        if (scope === 'group')
+          expect(overlaps, 'same-key messages handled at once by two members').toEqual([])
+        const perMember = [0, 1, 2].map((m) => log.filter((e) => e.member === m).length)
+        await report(t, `order scope ${scope}; handled per member: ${perMember.join(' / ')}`)
+      },
+      120_000,
+    )
+
+    kit.it(
       'OR-2 first message of key K fails once: K’s next waits, other keys keep flowing [orderedKeys]',
       async (t) => {
         const messaging = await kit.open()

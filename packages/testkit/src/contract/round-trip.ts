@@ -1,12 +1,14 @@
 /** RT: what goes in comes out — id, key, headers, timestamp, body bytes — and nothing else. */
 import { randomUUID } from 'node:crypto'
-import { ErrorCodes, NonRetryableError } from '@msgkit/core'
-import { describe, expect, it } from 'vitest'
+import { ContentTypes, ErrorCodes, NonRetryableError, WireHeaders, wireHeaderBytes } from '@msgkit/core'
+import { expect } from 'vitest'
 import { createHandlerSpy } from '../helpers/handler-spy.js'
 import {
   CASE_MS,
   expectBytes,
+  expectExactly,
   expectRejectsWithCode,
+  expectUnsupported,
   expectUserHeaders,
   QUIET_MS,
   randomPayload,
@@ -24,8 +26,8 @@ const LARGEST_SENT = 16 * MiB
 const LARGEST_ALLOCATED = 256 * MiB
 
 export function roundTripCases(kit: SuiteKit): void {
-  describe('round trip', () => {
-    it(
+  kit.describe('round trip', () => {
+    kit.it(
       'RT-1 round trip of id, key, headers, timestamp, body',
       async () => {
         const messaging = await kit.open()
@@ -69,7 +71,7 @@ export function roundTripCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'RT-2 64 KiB random binary body (0x00, 0xFF, invalid UTF-8): sha256 equal',
       async () => {
         const messaging = await kit.open()
@@ -91,7 +93,7 @@ export function roundTripCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'RT-3 emoji, CJK, RTL, combining marks in body and header values: exact match',
       async () => {
         const messaging = await kit.open()
@@ -120,7 +122,7 @@ export function roundTripCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'RT-4 empty body, empty header value: delivered as sent',
       async () => {
         const messaging = await kit.open()
@@ -140,46 +142,71 @@ export function roundTripCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it('RT-5 body at maxMessageBytes arrives intact; one byte over rejects with MSGKIT_MESSAGE_TOO_LARGE [maxMessageBytes]', async (t) => {
-      const messaging = await kit.open()
-      const { maxMessageBytes, maxHeaderBytes } = messaging.capabilities
-      expect(maxMessageBytes, 'capabilities.maxMessageBytes').toBeGreaterThan(0)
-      const topic = kit.topic()
-      const spy = createHandlerSpy()
-      await messaging.subscribe(topic, { group: kit.group('rt5') }, spy.handler)
+    kit.it(
+      'RT-5 body and headers at their limits arrive intact; one byte over rejects with MSGKIT_MESSAGE_TOO_LARGE [maxMessageBytes]',
+      async (t) => {
+        const messaging = await kit.open()
+        const { maxMessageBytes, maxHeaderBytes } = messaging.capabilities
+        expect(maxMessageBytes, 'capabilities.maxMessageBytes').toBeGreaterThan(0)
+        const topic = kit.topic()
+        const spy = createHandlerSpy()
+        await messaging.subscribe(topic, { group: kit.group('rt5') }, spy.handler)
 
-      const size = maxMessageBytes > LARGEST_SENT ? MiB : maxMessageBytes
-      if (size !== maxMessageBytes) {
-        await report(t, `maxMessageBytes ${maxMessageBytes} > 16 MiB: sent 1 MiB instead of the maximum`)
-      }
-      const body = randomPayload(size)
-      const receipt = await messaging.publish(topic, body, { timeoutMs: 60_000 })
-      const message = await spy.waitForMessage((m) => m.id === receipt.id, { timeoutMs: 45_000 })
-      expectBytes(message.body, body, `RT-5 body of ${size} bytes`)
+        const size = maxMessageBytes > LARGEST_SENT ? MiB : maxMessageBytes
+        if (size !== maxMessageBytes) {
+          await report(t, `maxMessageBytes ${maxMessageBytes} > 16 MiB: sent 1 MiB instead of the maximum`)
+        }
+        const body = randomPayload(size)
+        const receipt = await messaging.publish(topic, body, { timeoutMs: 60_000 })
+        const message = await spy.waitForMessage((m) => m.id === receipt.id, { timeoutMs: 45_000 })
+        expectBytes(message.body, body, `RT-5 body of ${size} bytes`)
 
-      if (maxMessageBytes + 1 <= LARGEST_ALLOCATED) {
-        const tooLarge = new Uint8Array(maxMessageBytes + 1)
+        if (maxMessageBytes + 1 <= LARGEST_ALLOCATED) {
+          const tooLarge = new Uint8Array(maxMessageBytes + 1)
+          await expectRejectsWithCode(
+            messaging.publish(topic, tooLarge),
+            ErrorCodes.MESSAGE_TOO_LARGE,
+            'publish of maxMessageBytes + 1 bytes',
+          )
+        } else {
+          await report(
+            t,
+            `maxMessageBytes ${maxMessageBytes}: over-limit body too large to allocate, not sent`,
+          )
+        }
+        // headers exactly at maxHeaderBytes as core counts them (names + values, msgkit's own included)
+        const id = randomUUID()
+        const base = wireHeaderBytes({
+          id,
+          headers: { big: '', [WireHeaders.contentType]: ContentTypes.text },
+          body: new Uint8Array(0),
+          timestamp: 0,
+        })
+        const fits = 'h'.repeat(Math.max(0, maxHeaderBytes - base))
+        const atLimit = await messaging.publish(topic, 'small', {
+          id,
+          headers: { big: fits },
+          timeoutMs: 60_000,
+        })
+        const withHeaders = await spy.waitForMessage((m) => m.id === atLimit.id, { timeoutMs: 45_000 })
+        expect(withHeaders.headers.big?.length, 'header at the limit arrives whole').toBe(fits.length)
         await expectRejectsWithCode(
-          messaging.publish(topic, tooLarge),
+          messaging.publish(topic, 'small', { id: randomUUID(), headers: { big: `${fits}h` } }),
           ErrorCodes.MESSAGE_TOO_LARGE,
-          'publish of maxMessageBytes + 1 bytes',
+          'publish with headers one byte over maxHeaderBytes',
         )
-      } else {
-        await report(t, `maxMessageBytes ${maxMessageBytes}: over-limit body too large to allocate, not sent`)
-      }
-      if (maxHeaderBytes + 1 <= LARGEST_ALLOCATED) {
-        await expectRejectsWithCode(
-          messaging.publish(topic, 'small', { headers: { big: 'h'.repeat(maxHeaderBytes + 1) } }),
-          ErrorCodes.MESSAGE_TOO_LARGE,
-          'publish with headers over maxHeaderBytes',
+        await report(
+          t,
+          `headers of ${maxHeaderBytes} bytes (as counted) arrived whole; one more byte refused`,
         )
-      }
-      // rejected before the wire: nothing else arrives
-      await sleep(QUIET_MS)
-      expect(spy.messages.map((m) => m.id)).toEqual([receipt.id])
-    }, 120_000)
+        // rejected before the wire: nothing else arrives
+        await sleep(QUIET_MS)
+        expect(spy.messages.map((m) => m.id)).toEqual([receipt.id, atLimit.id])
+      },
+      120_000,
+    )
 
-    it(
+    kit.it(
       'RT-6 broker-internal headers are not leaked into user headers; retries surface as attempt',
       async (t) => {
         const messaging = await kit.open()
@@ -221,7 +248,7 @@ export function roundTripCases(kit: SuiteKit): void {
       CASE_MS,
     )
 
-    it(
+    kit.it(
       'RT-7 two topics: each subscriber only gets its own',
       async () => {
         const messaging = await kit.open()
@@ -242,11 +269,48 @@ export function roundTripCases(kit: SuiteKit): void {
           await sleep(25)
         await sleep(QUIET_MS)
         for (const [index, topic] of topics.entries()) {
-          expect(new Set(received[index]!.map((r) => r.id)), `subscriber of topic ${index + 1}`).toEqual(
-            new Set(sent[index]),
+          expectExactly(
+            received[index]!.map((r) => r.id),
+            sent[index]!,
+            `subscriber of topic ${index + 1}`,
           )
           expect(received[index]!.every((r) => r.topic === topic)).toBe(true)
         }
+      },
+      CASE_MS,
+    )
+
+    kit.it(
+      'RT-8 publish to a topic no group was provisioned for: rejects with MSGKIT_UNROUTABLE (reject) or warns (warn) where the broker can tell [unroutable]',
+      async (t) => {
+        const messaging = await kit.open()
+        const topic = kit.topic()
+        if (!messaging.capabilities.unroutable) {
+          await expectUnsupported(
+            t,
+            'unroutable',
+            messaging.publish(topic, 'nobody listens', { unroutable: 'reject' }),
+            "publish with unroutable: 'reject'",
+          )
+          return
+        }
+        await expectRejectsWithCode(
+          messaging.publish(topic, 'nobody listens', { unroutable: 'reject' }),
+          ErrorCodes.UNROUTABLE,
+          "publish with unroutable: 'reject' to a topic without groups",
+        )
+        const warned: string[] = []
+        messaging.on('unroutable', (event) => warned.push(...event.ids))
+        const receipt = await messaging.publish(topic, 'still nobody', { unroutable: 'warn' })
+        expect(warned, "unroutable: 'warn' emits the event with the message id").toEqual([receipt.id])
+        // once a group exists, the same publish is routable
+        const group = kit.group('rt8')
+        await messaging.provision(topic, group)
+        const spy = createHandlerSpy()
+        await messaging.subscribe(topic, { group }, spy.handler)
+        const routed = await messaging.publish(topic, 'someone listens', { unroutable: 'reject' })
+        await spy.waitForMessage((m) => m.id === routed.id, { timeoutMs: WAIT_MS })
+        expect(warned, 'no warning for a routable message').toEqual([receipt.id])
       },
       CASE_MS,
     )

@@ -1,4 +1,4 @@
-import { afterEach, describe } from 'vitest'
+import { afterEach, describe, it } from 'vitest'
 import type { ContractSuiteOptions } from '../probe.js'
 import { delayCases } from './delay.js'
 import { deliveryCases } from './delivery.js'
@@ -8,24 +8,45 @@ import { lifecycleCases } from './lifecycle.js'
 import { orderingCases } from './ordering.js'
 import { restartCases } from './restart.js'
 import { roundTripCases } from './round-trip.js'
-import { createSuiteKit } from './support.js'
+import { type ContractCase, createSuiteKit, type SuiteKit } from './support.js'
+import { transportCases } from './transport-level.js'
+
+/** Every case of the suite, in run order (RS-1 last), bound to `kit`. */
+export function defineContractCases(kit: SuiteKit): ReadonlyArray<ContractCase> {
+  lifecycleCases(kit)
+  roundTripCases(kit)
+  deliveryCases(kit)
+  orderingCases(kit)
+  groupCases(kit)
+  flowControlCases(kit)
+  delayCases(kit)
+  transportCases(kit)
+  restartCases(kit)
+  return kit.cases
+}
 
 /**
- * Define the msgkit contract suite (shared/CONTRACT-CASES.md) for one transport, as vitest tests.
- * Call it at the top level of a test file. Cases run one after another; RS-1 runs last.
+ * Define the msgkit contract suite (shared/CONTRACT-CASES.md, the list in this package's README)
+ * for one transport, as vitest tests. Call it at the top level of a test file. Cases run one after
+ * another; RS-1 runs last.
  */
 export function runContractSuite(options: ContractSuiteOptions): void {
   describe.sequential(`msgkit contract: ${options.name}`, () => {
     const kit = createSuiteKit(options)
     afterEach(() => kit.cleanup(), 30_000)
-
-    lifecycleCases(kit)
-    roundTripCases(kit)
-    deliveryCases(kit)
-    orderingCases(kit)
-    groupCases(kit)
-    flowControlCases(kit)
-    delayCases(kit)
-    restartCases(kit)
+    const cases = defineContractCases(kit)
+    const unknown = (options.only ?? []).filter((id) => !cases.some((c) => c.id === id))
+    if (unknown.length > 0)
+      throw new Error(`runContractSuite: unknown case id(s) in only: ${unknown.join(', ')}`)
+    const families = [...new Set(cases.map((c) => c.family))]
+    for (const family of families) {
+      describe(family, () => {
+        for (const c of cases) {
+          if (c.family !== family || (options.only && !options.only.includes(c.id))) continue
+          if (c.skip !== undefined) it.skip(c.title, (t) => c.run(t), c.timeoutMs)
+          else it(c.title, (t) => c.run(t), c.timeoutMs)
+        }
+      })
+    }
   })
 }

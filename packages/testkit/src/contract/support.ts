@@ -17,8 +17,17 @@ import { waitFor } from '../helpers/wait-for.js'
 import type { ContractSuiteOptions } from '../probe.js'
 
 /** Generous caps: polling waits end as soon as the condition holds, so these only bound a failure. */
-export const WAIT_MS = 20_000
-export const LONG_WAIT_MS = 45_000
+export let WAIT_MS = 20_000
+export let LONG_WAIT_MS = 45_000
+
+/**
+ * Shorter failure bounds, for running cases that are expected to fail (the mutant check) against
+ * an in-process transport. Affects this module instance only (vitest isolates test files).
+ */
+export function setContractWaits(waits: { waitMs: number; longWaitMs: number }): void {
+  WAIT_MS = waits.waitMs
+  LONG_WAIT_MS = waits.longWaitMs
+}
 /** Per-case vitest timeout (the waits inside are shorter). */
 export const CASE_MS = 60_000
 /** "Quiet window": nothing more may arrive during it. */
@@ -26,24 +35,91 @@ export const QUIET_MS = 750
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** One contract case: an id from CONTRACT-CASES (`DG-1`), its title, its body. */
+export interface ContractCase {
+  id: string
+  family: string
+  title: string
+  timeoutMs: number
+  /** set: the case is skipped visibly, with this reason in its name */
+  skip?: string
+  run(t: TestContext): Promise<void>
+}
+
+type CaseBody = (t: TestContext) => Promise<void> | void
+interface CaseDefiner {
+  (title: string, run: CaseBody, timeoutMs?: number): void
+  /** a case that cannot run here (the reason is in its title), listed so it is never silently absent */
+  skip(title: string, run: CaseBody, timeoutMs?: number): void
+}
+
 /** What each family's file receives to define its cases. */
 export interface SuiteKit {
   options: ContractSuiteOptions
   /** a fresh Messaging, closed after the current test */
   open(options?: MessagingOptions): Promise<Messaging>
+  /** a fresh Messaging through the fault point (`options.faults`); fails when there is none */
+  openFaulty(options?: MessagingOptions): Promise<Messaging>
   /** `t-<uuid>`: a topic no other test or run uses */
   topic(): string
   /** a group name unique to this test */
   group(label: string): string
+  /** groups the cases defined inside `define` under a family name */
+  describe(family: string, define: () => void): void
+  /** defines a case; its id is the title's first word (`DG-1 …`) */
+  it: CaseDefiner
+  /** every case defined so far */
+  readonly cases: ReadonlyArray<ContractCase>
 }
 
 /** Builds the kit and the afterEach cleanup that closes whatever a test opened. */
 export function createSuiteKit(options: ContractSuiteOptions): SuiteKit & { cleanup(): Promise<void> } {
   let opened: Messaging[] = []
+  const cases: ContractCase[] = []
+  let family = ''
+  const define = (title: string, run: CaseBody, timeoutMs: number | undefined, skip?: string): void => {
+    const id = title.split(' ')[0] ?? title
+    const entry: ContractCase = {
+      id,
+      family,
+      title,
+      timeoutMs: timeoutMs ?? CASE_MS,
+      run: async (t) => {
+        await run(t)
+      },
+    }
+    if (skip !== undefined) entry.skip = skip
+    cases.push(entry)
+  }
+  const it = ((title: string, run: CaseBody, timeoutMs?: number) =>
+    define(title, run, timeoutMs)) as CaseDefiner
+  it.skip = (title, run, timeoutMs) => define(title, run, timeoutMs, title)
   return {
     options,
+    cases,
+    it,
+    describe(name, defineCases) {
+      const outer = family
+      family = name
+      try {
+        defineCases()
+      } finally {
+        family = outer
+      }
+    },
     async open(messagingOptions) {
       const messaging = await options.createMessaging(messagingOptions)
+      opened.push(messaging)
+      return messaging
+    },
+    async openFaulty(messagingOptions) {
+      const faults = options.faults
+      if (!faults) {
+        throw new Error(
+          'this case cuts the connection between transport and broker: pass `faults` to runContractSuite (e.g. tcpFaults from @msgkit/testkit)',
+        )
+      }
+      const messaging = await faults.createMessaging(messagingOptions)
       opened.push(messaging)
       return messaging
     },
@@ -268,7 +344,7 @@ const INTERNAL_HEADER = [
 ]
 
 /** Names in `headers` that belong to the broker or to msgkit, not to the user. */
-function internalHeaderNames(headers: Headers): string[] {
+export function internalHeaderNames(headers: Headers): string[] {
   return Object.keys(headers).filter((name) => INTERNAL_HEADER.some((pattern) => pattern.test(name)))
 }
 
@@ -276,6 +352,15 @@ function internalHeaderNames(headers: Headers): string[] {
 export function expectUserHeaders(message: Message<unknown>, sent: Headers, what: string): void {
   expect(internalHeaderNames(message.headers), `${what}: broker/msgkit headers leaked`).toEqual([])
   expect(message.headers, `${what}: headers`).toEqual(sent)
+}
+
+/** `received` holds exactly `sent`, each once (order aside): no loss, no duplicate, nothing foreign. */
+export function expectExactly(
+  received: ReadonlyArray<string>,
+  sent: ReadonlyArray<string>,
+  what: string,
+): void {
+  expect([...received].sort(), `${what}: received ids, each once`).toEqual([...sent].sort())
 }
 
 /** Count of ids seen more than once, and the set of distinct ids. */
