@@ -5,6 +5,7 @@
  */
 import { patternToRegExp } from '../names.js'
 import type { Headers } from '../spi.js'
+import { Deque } from './deque.js'
 
 export interface StoredMessage {
   id: string
@@ -30,7 +31,7 @@ interface Queue {
   name: string
   exact?: string
   pattern?: RegExp
-  ready: QueueEntry[]
+  ready: Deque<QueueEntry>
   consumers: MemoryConsumer[]
   next: number
 }
@@ -141,7 +142,7 @@ export function createMemoryBroker(name: string): MemoryBroker {
     ensureQueue(binding, group) {
       const qname = memoryQueueName(binding, group)
       if (!queues.has(qname)) {
-        const q: Queue = { name: qname, ready: [], consumers: [], next: 0 }
+        const q: Queue = { name: qname, ready: new Deque(), consumers: [], next: 0 }
         if (binding.topic !== undefined) q.exact = binding.topic
         if (binding.pattern !== undefined) q.pattern = patternToRegExp(binding.pattern)
         queues.set(qname, q)

@@ -141,7 +141,7 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
             id: m.id,
             topic,
             headers: { ...m.headers },
-            body: Uint8Array.from(m.body),
+            body: m.body.slice(),
             timestamp: m.timestamp,
           }
           const routed = broker.publish(
@@ -178,8 +178,9 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
                 id: message.id,
                 topic: message.topic,
                 ...(message.key === undefined ? {} : { key: message.key }),
-                headers: { ...message.headers },
-                body: Uint8Array.from(message.body),
+                // stored once at send time and shared read-only: no copy per delivery
+                headers: message.headers,
+                body: message.body,
                 timestamp: message.timestamp,
                 attempt: deliveries,
                 redelivered: deliveries > 1,
