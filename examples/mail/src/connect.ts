@@ -1,4 +1,5 @@
 import { createMessaging, type Logger, type Messaging } from '@msgkit/core'
+import { writeOwnPidFile } from './pid-files.js'
 
 /** One line per log record on stderr, quiet below `info`. */
 export function consoleLogger(service: string): Logger {
@@ -16,8 +17,16 @@ export async function connect(service: string): Promise<Messaging> {
   return createMessaging(process.env.MSGKIT_URL ?? 'memory://mail-demo', { logger: consoleLogger(service) })
 }
 
-/** Runs `main` and closes cleanly on Ctrl-C / SIGTERM. */
-export function runAsProcess(service: string, start: () => Promise<{ close(): Promise<void> }>): void {
+/**
+ * Runs `start` and closes cleanly on Ctrl-C / SIGTERM. With `pidFile`, a long-running service
+ * writes `<run dir>/<service>.<pid>.pid` once `start` resolved (its ready signal, see pid-files.ts)
+ * and removes it when it exits, so `pnpm … stop` finds it however it was started.
+ */
+export function runAsProcess(
+  service: string,
+  start: () => Promise<{ close(): Promise<void> }>,
+  options: { pidFile?: boolean } = {},
+): void {
   start().then(
     (running) => {
       const stop = (): void => {
@@ -29,6 +38,7 @@ export function runAsProcess(service: string, start: () => Promise<{ close(): Pr
       }
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
+      if (options.pidFile) writeOwnPidFile(service)
     },
     (error: unknown) => {
       process.stderr.write(`[${service}] failed to start: ${(error as Error).message}\n`)
