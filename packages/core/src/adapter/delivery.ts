@@ -46,16 +46,16 @@ export interface InFlightCounter {
 /** Creates an in-flight counter. */
 export function createInFlightCounter(): InFlightCounter {
   let count = 0
-  let waiters: Array<{ limit: number; resolve: () => void }> = []
+  // one promise per limit, however often room() is asked while blocked
+  const waiting = new Map<number, { promise: Promise<void>; resolve: () => void }>()
   const release = (): void => {
     count -= 1
-    if (waiters.length === 0) return
-    const still: typeof waiters = []
-    for (const w of waiters) {
-      if (count < w.limit) w.resolve()
-      else still.push(w)
+    for (const [limit, w] of waiting) {
+      if (count < limit) {
+        waiting.delete(limit)
+        w.resolve()
+      }
     }
-    waiters = still
   }
   return {
     get count() {
@@ -63,7 +63,16 @@ export function createInFlightCounter(): InFlightCounter {
     },
     room(limit) {
       if (count < limit) return Promise.resolve()
-      return new Promise((resolve) => waiters.push({ limit, resolve }))
+      let w = waiting.get(limit)
+      if (!w) {
+        let resolve!: () => void
+        const promise = new Promise<void>((r) => {
+          resolve = r
+        })
+        w = { promise, resolve }
+        waiting.set(limit, w)
+      }
+      return w.promise
     },
     track(settlement) {
       count += 1

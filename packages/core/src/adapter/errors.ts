@@ -3,7 +3,7 @@
  * The kit decides what to do with each kind (wait for the reconnect, back off, reject) the same
  * way for every broker; the adapter only maps its client's errors (by code, from a table).
  */
-import { ErrorCodes, MsgkitError } from '../errors.js'
+import { ErrorCodes, isMsgkitError, MsgkitError } from '../errors.js'
 
 /**
  * - `connection`: the session is gone or the broker is unreachable: wait for the reconnect, retry
@@ -31,6 +31,24 @@ export interface ErrorTable {
    * at connect). Say what to do in the message. Return the error itself when it already is one.
    */
   toError(error: unknown, context: FailureContext): MsgkitError
+}
+
+/**
+ * The kind of `error` by the adapter's table — except for a MsgkitError, which already says what it
+ * is (a retriable one is transient, any other final), so no table has to know about them.
+ */
+export function failureKind(errors: ErrorTable, error: unknown): FailureKind {
+  if (error instanceof MsgkitError || isMsgkitError(error)) {
+    if (error.code === ErrorCodes.AUTH_FAILED) return 'auth'
+    return error.retriable ? 'transient' : 'fatal'
+  }
+  return errors.classify(error)
+}
+
+/** The final error for `error`: a MsgkitError as it is, anything else through the table. */
+export function finalError(errors: ErrorTable, error: unknown, context: FailureContext): MsgkitError {
+  if (error instanceof MsgkitError) return error
+  return errors.toError(error, context)
 }
 
 /**

@@ -24,6 +24,8 @@ export {
   type ErrorTable,
   type FailureContext,
   type FailureKind,
+  failureKind,
+  finalError,
 } from './errors.js'
 export {
   createOutbox,

@@ -10,7 +10,7 @@ import { ErrorCodes, MsgkitError } from '../errors.js'
 import { describeError } from '../events.js'
 import { backoffDelay } from '../retry.js'
 import { createDeadlineTimer, type DeadlineHandle } from './deadlines.js'
-import { closedError, type ErrorTable } from './errors.js'
+import { closedError, type ErrorTable, failureKind, finalError } from './errors.js'
 import type { Supervisor } from './supervisor.js'
 
 /** One message waiting in the outbox, in the adapter's own prepared (wire) form. */
@@ -201,7 +201,7 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
   /** Sorts one failed entry by its error's kind. Returns whether it goes back to the queue. */
   const onFailure = (item: Item<W>, error: unknown, session: S, inBatch: boolean): 'retry' | 'done' => {
     if (item.ticket.settled) return 'done'
-    const kind = errors.classify(error)
+    const kind = failureKind(errors, error)
     lastProblem = error
     if (kind === 'connection') {
       supervisor.lost(session, error)
@@ -213,7 +213,7 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
       item.alone = true
       return 'retry'
     }
-    fail(item, errors.toError(error, { operation: 'publish', topic: item.topic }))
+    fail(item, finalError(errors, error, { operation: 'publish', topic: item.topic }))
     return 'done'
   }
 
@@ -276,7 +276,7 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
       if (abandoned) return
       const back = batch.filter((item) => onFailure(item, error, session, batch.length > 1) === 'retry')
       unshift(back)
-      if (errors.classify(error) === 'transient') retryLater()
+      if (failureKind(errors, error) === 'transient') retryLater()
       return
     }
     if (abandoned) return
@@ -291,7 +291,7 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
       }
       if (onFailure(item, error, session, false) === 'retry') {
         back.push(item)
-        if (errors.classify(error) === 'transient') transient = true
+        if (failureKind(errors, error) === 'transient') transient = true
       }
     })
     if (back.length < batch.length) failures = 0

@@ -14,7 +14,14 @@ import { describeError } from '../events.js'
 import { backoffDelay, sleep } from '../retry.js'
 import type { TransportContext } from '../spi.js'
 import { createDeadlineTimer } from './deadlines.js'
-import { closedError, connectFailure, type ErrorTable, type FailureKind } from './errors.js'
+import {
+  closedError,
+  connectFailure,
+  type ErrorTable,
+  type FailureKind,
+  failureKind,
+  finalError,
+} from './errors.js'
 
 export type SupervisorState = 'idle' | 'connecting' | 'up' | 'down' | 'closed'
 
@@ -67,10 +74,15 @@ export interface Supervisor<S> {
    * `fatal` reject at once with the error table's error.
    */
   perform<T>(
-    what: { operation: string; topic?: string },
+    what: { operation: string; topic?: string; onTimeout?: (lastProblem: unknown) => MsgkitError },
     deadline: number,
     operation: (session: S) => Promise<T>,
   ): Promise<T>
+  /**
+   * The adapter saw the broker answer again while the supervisor waits to reconnect (a consumer
+   * fetched, a client reconnected on its own): try the reconnect now instead of after the backoff.
+   */
+  poke(): void
   /** Stop reconnecting, reject waiters with MSGKIT_CLOSED, close the session. Idempotent. */
   close(): Promise<void>
 }
@@ -143,11 +155,14 @@ export function createSupervisor<S>(options: SupervisorOptions<S>): Supervisor<S
         { transport: name, attempt, endpoint: driver.endpoints[index], err: clean(error).message },
         'reconnect attempt failed',
       )
-      if (errors.classify(error) === 'auth') {
+      if (failureKind(errors, error) === 'auth') {
         // credentials do not fix themselves, but an operator may: keep trying, loudly
         emit({
           type: 'error',
-          error: errors.toError(error, { operation: 'reconnect', endpoint: driver.endpoints[index] ?? '' }),
+          error: finalError(errors, error, {
+            operation: 'reconnect',
+            endpoint: driver.endpoints[index] ?? '',
+          }),
         })
       }
       scheduleReconnect(error)
@@ -201,8 +216,8 @@ export function createSupervisor<S>(options: SupervisorOptions<S>): Supervisor<S
             if ((state as SupervisorState) === 'closed') throw closedError(name)
             failures.push({
               endpoint: label,
-              kind: errors.classify(error),
-              error: errors.toError(error, { operation: 'connect', endpoint: label }),
+              kind: failureKind(errors, error),
+              error: finalError(errors, error, { operation: 'connect', endpoint: label }),
             })
             continue
           }
@@ -259,10 +274,18 @@ export function createSupervisor<S>(options: SupervisorOptions<S>): Supervisor<S
       return () => hooks.delete(hook)
     },
 
+    poke() {
+      if (state !== 'down' || !timer) return
+      clearTimeout(timer)
+      timer = undefined
+      void reconnect()
+    },
+
     async perform(what, deadline, operation) {
       let failures = 0
       let last: unknown
       const timedOut = (): MsgkitError =>
+        what.onTimeout?.(last) ??
         new MsgkitError(
           ErrorCodes.TRANSPORT_ERROR,
           `${name}: could not ${what.operation}${what.topic ? ` ${what.topic}` : ''} before the deadline: the broker stayed unreachable${last === undefined ? '' : ` (last problem: ${clean(last).message})`}.`,
@@ -279,12 +302,16 @@ export function createSupervisor<S>(options: SupervisorOptions<S>): Supervisor<S
           return await operation(s)
         } catch (error) {
           last = error
-          const kind = errors.classify(error)
+          const kind = failureKind(errors, error)
           if (kind === 'connection') {
             supervisor.lost(s, error)
             continue
           }
-          if (kind !== 'transient') throw errors.toError(error, { ...what })
+          if (kind !== 'transient')
+            throw finalError(errors, error, {
+              operation: what.operation,
+              ...(what.topic === undefined ? {} : { topic: what.topic }),
+            })
           failures += 1
           const delay = backoffDelay(failures, PERFORM_BACKOFF)
           if (Date.now() + delay >= deadline) throw timedOut()

@@ -9,6 +9,7 @@ import { orderingCases } from './ordering.js'
 import { restartCases } from './restart.js'
 import { roundTripCases } from './round-trip.js'
 import { type ContractCase, createSuiteKit, type SuiteKit } from './support.js'
+import { tracingCases } from './tracing.js'
 import { transportCases } from './transport-level.js'
 
 /** Every case of the suite, in run order (RS-1 last), bound to `kit`. */
@@ -21,6 +22,7 @@ export function defineContractCases(kit: SuiteKit): ReadonlyArray<ContractCase> 
   flowControlCases(kit)
   delayCases(kit)
   transportCases(kit)
+  tracingCases(kit)
   restartCases(kit)
   return kit.cases
 }
@@ -38,11 +40,12 @@ export function runContractSuite(options: ContractSuiteOptions): void {
     const unknown = (options.only ?? []).filter((id) => !cases.some((c) => c.id === id))
     if (unknown.length > 0)
       throw new Error(`runContractSuite: unknown case id(s) in only: ${unknown.join(', ')}`)
-    const families = [...new Set(cases.map((c) => c.family))]
+    const chosen = cases.filter((c) => !options.only || options.only.includes(c.id))
+    const families = [...new Set(chosen.map((c) => c.family))]
     for (const family of families) {
       describe(family, () => {
-        for (const c of cases) {
-          if (c.family !== family || (options.only && !options.only.includes(c.id))) continue
+        for (const c of chosen) {
+          if (c.family !== family) continue
           if (c.skip !== undefined) it.skip(c.title, (t) => c.run(t), c.timeoutMs)
           else it(c.title, (t) => c.run(t), c.timeoutMs)
         }
