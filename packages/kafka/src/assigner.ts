@@ -7,13 +7,7 @@
  * to its topic would never be consumed. This assigner reads every member's topics from its join
  * metadata and gives each partition to the least-loaded member subscribed to that topic.
  */
-import {
-  type Assigner,
-  AssignerProtocol,
-  type Cluster,
-  type GroupMemberAssignment,
-  type PartitionAssigner,
-} from 'kafkajs'
+import { type Assigner, AssignerProtocol, type Cluster, type PartitionAssigner } from 'kafkajs'
 
 export const MSGKIT_ASSIGNER_NAME = 'msgkit-subscription-aware'
 const VERSION = 1
@@ -35,17 +29,19 @@ export function planAssignment(
   const topics = [...new Set(members.flatMap((m) => subscriptions.get(m) ?? []))].sort()
   for (const topic of topics) {
     const candidates = members.filter((m) => subscriptions.get(m)?.includes(topic))
-    const partitions = [...partitionsOf(topic)].sort((a, b) => a - b)
-    for (const partition of partitions) {
-      let chosen = candidates[0]!
+    for (const partition of [...partitionsOf(topic)].sort((a, b) => a - b)) {
+      let chosen = candidates[0] as string
       for (const m of candidates) if ((load.get(m) ?? 0) < (load.get(chosen) ?? 0)) chosen = m
       load.set(chosen, (load.get(chosen) ?? 0) + 1)
-      const assignment = plan.get(chosen)!
+      const assignment = plan.get(chosen) as Record<string, number[]>
       assignment[topic] = [...(assignment[topic] ?? []), partition]
     }
   }
   return plan
 }
+
+const encodeMetadata = (topics: string[]) =>
+  AssignerProtocol.MemberMetadata.encode({ version: VERSION, topics, userData: Buffer.alloc(0) })
 
 /** The kafkajs PartitionAssigner using {@link planAssignment}. */
 export const subscriptionAwareAssigner: PartitionAssigner = ({
@@ -57,37 +53,24 @@ export const subscriptionAwareAssigner: PartitionAssigner = ({
   version: VERSION,
   async assign({ members }) {
     const subscriptions = new Map<string, string[]>()
-    for (const member of members) {
-      const metadata = AssignerProtocol.MemberMetadata.decode(member.memberMetadata)
-      subscriptions.set(member.memberId, metadata?.topics ?? [])
-    }
-    const allTopics = [...new Set([...subscriptions.values()].flat())]
+    for (const member of members)
+      subscriptions.set(
+        member.memberId,
+        AssignerProtocol.MemberMetadata.decode(member.memberMetadata)?.topics ?? [],
+      )
     // the leader needs partition metadata for topics only other members subscribed to
-    await cluster.addMultipleTargetTopics(allTopics)
+    await cluster.addMultipleTargetTopics([...new Set([...subscriptions.values()].flat())])
     const plan = planAssignment(subscriptions, (topic) =>
       cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId),
     )
-    const result: GroupMemberAssignment[] = []
-    for (const [memberId, assignment] of plan) {
-      result.push({
-        memberId,
-        memberAssignment: AssignerProtocol.MemberAssignment.encode({
-          version: VERSION,
-          assignment,
-          userData: Buffer.alloc(0),
-        }),
-      })
-    }
-    return result
-  },
-  protocol({ topics }) {
-    return {
-      name: MSGKIT_ASSIGNER_NAME,
-      metadata: AssignerProtocol.MemberMetadata.encode({
+    return [...plan].map(([memberId, assignment]) => ({
+      memberId,
+      memberAssignment: AssignerProtocol.MemberAssignment.encode({
         version: VERSION,
-        topics,
+        assignment,
         userData: Buffer.alloc(0),
       }),
-    }
+    }))
   },
+  protocol: ({ topics }) => ({ name: MSGKIT_ASSIGNER_NAME, metadata: encodeMetadata(topics) }),
 })

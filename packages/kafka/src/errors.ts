@@ -1,68 +1,60 @@
-/** kafkajs errors → MsgkitError, through tables keyed by kafkajs error class name and protocol error type. */
+/**
+ * The Kafka error table: kafkajs errors → the kit's failure kinds and typed MsgkitErrors, looked up
+ * by kafkajs error class name and Kafka protocol error type (data, never regexes on message text).
+ */
 import { type ErrorCode, ErrorCodes, isMsgkitError, MsgkitError } from '@msgkit/core'
+import type { ErrorTable, FailureKind } from '@msgkit/core/adapter'
 
-/** What msgkit was doing when kafkajs failed; decides the code of a generic failure. */
-export type KafkaOperation = 'connect' | 'publish' | 'provision' | 'consume'
+/** How msgkit sees a kafkajs error. */
+export type ErrorClass = 'connection' | 'transient' | 'auth' | 'too-large' | 'rejected'
 
-/** How an error class or protocol error is classified. */
-export type ErrorClass = 'connection' | 'auth' | 'too-large' | 'rejected' | 'transient' | 'timeout'
+const table = (groups: Partial<Record<ErrorClass, string>>): ReadonlyMap<string, ErrorClass> =>
+  new Map(
+    Object.entries(groups).flatMap(([klass, names]) =>
+      names
+        .trim()
+        .split(/\s+/)
+        .map((n) => [n, klass as ErrorClass]),
+    ),
+  )
 
-/** kafkajs error classes (their `name`); wrappers are unwrapped before this lookup. */
-const BY_NAME: Readonly<Record<string, ErrorClass>> = {
-  KafkaJSConnectionError: 'connection',
-  KafkaJSConnectionClosedError: 'connection',
-  KafkaJSBrokerNotFound: 'connection',
-  KafkaJSNoBrokerAvailableError: 'connection',
-  KafkaJSGroupCoordinatorNotFound: 'connection',
-  KafkaJSRequestTimeoutError: 'timeout',
-  KafkaJSLockTimeout: 'timeout',
-  KafkaJSTimeout: 'timeout',
-  KafkaJSSASLAuthenticationError: 'auth',
-  KafkaJSMetadataNotLoaded: 'transient',
-  KafkaJSTopicMetadataNotLoaded: 'transient',
-  KafkaJSStaleTopicMetadataAssignment: 'transient',
-  // ours: autoCreateTopics is off and the topic does not exist
-  KafkaTopicMissingError: 'rejected',
-}
+/** kafkajs error classes (`name`, after unwrapping retry wrappers); the last three are ours. */
+const BY_NAME = table({
+  // KafkaJSRequestTimeoutError: no answer within requestTimeout, a frozen broker: reconnect
+  connection: `KafkaJSConnectionError KafkaJSConnectionClosedError KafkaJSBrokerNotFound KafkaJSNoBrokerAvailableError
+    KafkaJSGroupCoordinatorNotFound KafkaJSRequestTimeoutError KafkaConnectTimeoutError`,
+  transient: `KafkaJSLockTimeout KafkaJSTimeout KafkaJSMetadataNotLoaded KafkaJSTopicMetadataNotLoaded
+    KafkaJSStaleTopicMetadataAssignment`,
+  auth: 'KafkaJSSASLAuthenticationError',
+  rejected: 'KafkaTopicMissingError',
+})
 
-/** Kafka protocol error types (kafkajs `error.type`). Anything absent: transient if the broker says retriable. */
-const BY_PROTOCOL_TYPE: Readonly<Record<string, ErrorClass>> = {
-  SASL_AUTHENTICATION_FAILED: 'auth',
-  UNSUPPORTED_SASL_MECHANISM: 'auth',
-  ILLEGAL_SASL_STATE: 'auth',
-  TOPIC_AUTHORIZATION_FAILED: 'rejected',
-  GROUP_AUTHORIZATION_FAILED: 'rejected',
-  CLUSTER_AUTHORIZATION_FAILED: 'rejected',
-  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'rejected',
-  MESSAGE_TOO_LARGE: 'too-large',
-  RECORD_LIST_TOO_LARGE: 'too-large',
-  INVALID_TOPIC_EXCEPTION: 'rejected',
-  INVALID_RECORD: 'rejected',
-  CORRUPT_MESSAGE: 'rejected',
-  INVALID_REQUIRED_ACKS: 'rejected',
-  INVALID_TIMESTAMP: 'rejected',
-  POLICY_VIOLATION: 'rejected',
-  UNSUPPORTED_VERSION: 'rejected',
-  UNSUPPORTED_FOR_MESSAGE_FORMAT: 'rejected',
-  INVALID_PARTITIONS: 'rejected',
-  INVALID_REPLICATION_FACTOR: 'rejected',
-  INVALID_CONFIG: 'rejected',
-  UNKNOWN_TOPIC_OR_PARTITION: 'transient',
-  LEADER_NOT_AVAILABLE: 'transient',
-  NOT_LEADER_FOR_PARTITION: 'transient',
-  NOT_ENOUGH_REPLICAS: 'transient',
-  NOT_ENOUGH_REPLICAS_AFTER_APPEND: 'transient',
-  REQUEST_TIMED_OUT: 'timeout',
-  NETWORK_EXCEPTION: 'connection',
-  COORDINATOR_NOT_AVAILABLE: 'transient',
-  NOT_COORDINATOR: 'transient',
-  COORDINATOR_LOAD_IN_PROGRESS: 'transient',
-  REBALANCE_IN_PROGRESS: 'transient',
-  ILLEGAL_GENERATION: 'transient',
-  UNKNOWN_MEMBER_ID: 'transient',
-  OUT_OF_ORDER_SEQUENCE_NUMBER: 'transient',
-  UNKNOWN_PRODUCER_ID: 'transient',
-  INVALID_PRODUCER_EPOCH: 'transient',
+/** Kafka protocol error types (`type`). Anything absent is transient when the broker marks it retriable. */
+const BY_PROTOCOL_TYPE = table({
+  auth: 'SASL_AUTHENTICATION_FAILED UNSUPPORTED_SASL_MECHANISM ILLEGAL_SASL_STATE',
+  'too-large': 'MESSAGE_TOO_LARGE RECORD_LIST_TOO_LARGE',
+  rejected: `TOPIC_AUTHORIZATION_FAILED GROUP_AUTHORIZATION_FAILED CLUSTER_AUTHORIZATION_FAILED
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED INVALID_TOPIC_EXCEPTION INVALID_RECORD CORRUPT_MESSAGE
+    INVALID_REQUIRED_ACKS INVALID_TIMESTAMP POLICY_VIOLATION UNSUPPORTED_VERSION UNSUPPORTED_FOR_MESSAGE_FORMAT
+    INVALID_PARTITIONS INVALID_REPLICATION_FACTOR INVALID_CONFIG`,
+  connection: 'NETWORK_EXCEPTION',
+  // retried although kafkajs does not mark them retriable: group churn, and a producer session to renew
+  transient: `REBALANCE_IN_PROGRESS ILLEGAL_GENERATION UNKNOWN_MEMBER_ID OUT_OF_ORDER_SEQUENCE_NUMBER
+    UNKNOWN_PRODUCER_ID INVALID_PRODUCER_EPOCH`,
+})
+
+/** Node socket errors that surface without a kafkajs wrapper. */
+const SOCKET_CODES = new Set(
+  'ECONNREFUSED ECONNRESET EPIPE ENOTFOUND EAI_AGAIN ETIMEDOUT EHOSTUNREACH'.split(' '),
+)
+
+/** What the kit does per class: a message too large or refused is final for that message. */
+const KIND: Readonly<Record<ErrorClass, FailureKind>> = {
+  connection: 'connection',
+  transient: 'transient',
+  auth: 'auth',
+  'too-large': 'fatal',
+  rejected: 'fatal',
 }
 
 interface KafkaLikeError {
@@ -72,117 +64,72 @@ interface KafkaLikeError {
   retriable?: boolean
   cause?: unknown
   errors?: unknown[]
+  code?: unknown
 }
 
-/** kafkajs wraps the real failure (retries exhausted, non-retriable wrapper): dig to the root. */
+/** kafkajs wraps the real failure (retries exhausted, non-retriable, aggregate): dig to the root. */
 export function rootCause(error: unknown): unknown {
-  let current = error
-  for (let depth = 0; depth < 10; depth++) {
-    const e = current as KafkaLikeError | null
-    if (!e || typeof e !== 'object') return current
-    const wrapper = e.name === 'KafkaJSNumberOfRetriesExceeded' || e.name === 'KafkaJSNonRetriableError'
-    if (wrapper && e.cause !== undefined && e.cause !== current) {
-      current = e.cause
-      continue
-    }
-    // KafkaJSAggregateError / KafkaJSCreateTopicError: classify by the first inner error
-    if (e.name === 'KafkaJSAggregateError' && Array.isArray(e.errors) && e.errors.length > 0) {
-      current = e.errors[0]
-      continue
-    }
-    return current
+  let e = error as KafkaLikeError | null
+  for (let depth = 0; depth < 10 && e && typeof e === 'object'; depth++) {
+    if ((e.name === 'KafkaJSNumberOfRetriesExceeded' || e.name === 'KafkaJSNonRetriableError') && e.cause)
+      e = e.cause as KafkaLikeError
+    else if (e.name === 'KafkaJSAggregateError' && e.errors?.length) e = e.errors[0] as KafkaLikeError
+    else break
   }
-  return current
+  return e
 }
 
 /** The class of a kafkajs error (after unwrapping); undefined when the tables do not know it. */
-export function classify(error: unknown): ErrorClass | undefined {
+export function classifyKafka(error: unknown): ErrorClass | undefined {
   const root = rootCause(error) as KafkaLikeError | null
   if (!root || typeof root !== 'object') return undefined
-  if (typeof root.type === 'string') {
-    const byType = BY_PROTOCOL_TYPE[root.type]
-    if (byType) return byType
-    return root.retriable === true ? 'transient' : undefined
+  if (typeof root.type === 'string')
+    return BY_PROTOCOL_TYPE.get(root.type) ?? (root.retriable ? 'transient' : undefined)
+  return BY_NAME.get(String(root.name)) ?? (SOCKET_CODES.has(String(root.code)) ? 'connection' : undefined)
+}
+
+function codeFor(klass: ErrorClass | undefined, operation: string): ErrorCode {
+  if (klass === 'auth') return ErrorCodes.AUTH_FAILED
+  if (klass === 'too-large') return ErrorCodes.MESSAGE_TOO_LARGE
+  if (operation === 'connect') return ErrorCodes.CONNECTION_FAILED
+  if (operation === 'publish' && klass === 'rejected') return ErrorCodes.PUBLISH_REJECTED
+  if (operation === 'publish' && klass !== undefined) return ErrorCodes.PUBLISH_TIMEOUT
+  return ErrorCodes.TRANSPORT_ERROR
+}
+
+const HINTS: Partial<Record<ErrorCode, string>> = {
+  [ErrorCodes.AUTH_FAILED]:
+    ' Check the SASL user, password and mechanism, and that the listener speaks SASL.',
+  [ErrorCodes.CONNECTION_FAILED]: ' Is the broker running and reachable there (host, port, TLS)?',
+}
+
+/** The error table of one transport; `scrub` removes the config's secrets from texts. */
+export function createKafkaErrors(scrub: (text: string) => string): ErrorTable {
+  return {
+    classify(error) {
+      if (isMsgkitError(error)) return error.retriable ? 'transient' : 'fatal'
+      const klass = classifyKafka(error)
+      return klass === undefined ? 'fatal' : KIND[klass]
+    },
+    toError(error, context) {
+      if (isMsgkitError(error)) return error
+      const root = rootCause(error) as KafkaLikeError | null
+      const klass = classifyKafka(error)
+      const code = codeFor(klass, context.operation)
+      const raw = String(root?.message ?? root ?? 'unknown error')
+      const detail = scrub(raw)
+      const where = `${context.topic ? ` ${context.topic}` : ''}${context.endpoint ? ` at ${context.endpoint}` : ''}`
+      const type = typeof root?.type === 'string' ? ` (${root.type})` : ''
+      return new MsgkitError(
+        code,
+        `Kafka ${context.operation}${where} failed: ${detail}${type}.${HINTS[code] ?? ''}`,
+        {
+          retriable: klass === 'connection' || klass === 'transient',
+          details: { kafkaError: root?.name, kafkaType: root?.type },
+          // kafkajs errors carry no credentials, but where a secret was scrubbed keep only the scrubbed text
+          cause: detail === raw ? error : new Error(detail),
+        },
+      )
+    },
   }
-  if (typeof root.name === 'string') {
-    const byName = BY_NAME[root.name]
-    if (byName) return byName
-  }
-  // node socket errors surfacing without a kafkajs wrapper
-  const code = (root as { code?: unknown }).code
-  if (
-    typeof code === 'string' &&
-    /^(ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH)$/.test(code)
-  ) {
-    return 'connection'
-  }
-  return undefined
-}
-
-const isTransientClass = (c: ErrorClass | undefined): boolean =>
-  c === 'connection' || c === 'transient' || c === 'timeout'
-
-/** True when trying again later may succeed (connection trouble, leader moves, rebalances). */
-export function isTransient(error: unknown): boolean {
-  return isTransientClass(classify(error))
-}
-
-/** True when the error means the broker (or the route to it) is unreachable. */
-export function isConnectionLoss(error: unknown): boolean {
-  const c = classify(error)
-  return c === 'connection' || c === 'timeout'
-}
-
-function codeFor(klass: ErrorClass | undefined, operation: KafkaOperation): ErrorCode {
-  switch (klass) {
-    case 'auth':
-      return ErrorCodes.AUTH_FAILED
-    case 'too-large':
-      return ErrorCodes.MESSAGE_TOO_LARGE
-    case 'connection':
-    case 'timeout':
-      if (operation === 'connect') return ErrorCodes.CONNECTION_FAILED
-      if (operation === 'publish') return ErrorCodes.PUBLISH_TIMEOUT
-      return ErrorCodes.TRANSPORT_ERROR
-    case 'rejected':
-      return operation === 'publish' ? ErrorCodes.PUBLISH_REJECTED : ErrorCodes.TRANSPORT_ERROR
-    default:
-      return operation === 'connect' ? ErrorCodes.CONNECTION_FAILED : ErrorCodes.TRANSPORT_ERROR
-  }
-}
-
-/** MSGKIT_CLOSED for calls on a closed transport. */
-export function transportClosed(): MsgkitError {
-  return new MsgkitError(ErrorCodes.CLOSED, 'The Kafka transport is closed.')
-}
-
-/** Replaces every secret in `text` with `***`. */
-export function scrub(text: string, secrets: readonly string[]): string {
-  let out = text
-  for (const secret of secrets) if (secret.length > 0) out = out.split(secret).join('***')
-  return out
-}
-
-/**
- * A MsgkitError for a kafkajs failure. The message is built from the root cause's message with
- * secrets scrubbed; the kafkajs error is not attached as `cause` when it could carry secrets.
- */
-export function toMsgkitError(
-  error: unknown,
-  operation: KafkaOperation,
-  context: string,
-  secrets: readonly string[] = [],
-): MsgkitError {
-  if (isMsgkitError(error)) return error as MsgkitError
-  const root = rootCause(error) as KafkaLikeError | null
-  const klass = classify(error)
-  const detail = scrub(String(root?.message ?? root ?? 'unknown error'), secrets)
-  const type = typeof root?.type === 'string' ? ` (${root.type})` : ''
-  const message = scrub(`${context}: ${detail}${type}`, secrets)
-  return new MsgkitError(codeFor(klass, operation), message, {
-    retriable: isTransientClass(klass),
-    details: { kafkaError: typeof root?.name === 'string' ? root.name : undefined, kafkaType: root?.type },
-    // kafkajs errors carry no credentials, but a scrubbed copy is all we keep when secrets exist
-    cause: secrets.length === 0 ? error : new Error(detail),
-  })
 }

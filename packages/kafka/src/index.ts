@@ -1,5 +1,5 @@
 /**
- * @msgkit/kafka — the msgkit transport for Apache Kafka, on kafkajs.
+ * @msgkit/kafka — the msgkit transport for Apache Kafka, on kafkajs and the adapter kit.
  * Selected by `kafka://host:port[,host:port]` URLs or `{ transport: 'kafka', brokers: [...] }`.
  * @packageDocumentation
  */

@@ -1,9 +1,9 @@
 /**
- * Test helpers for the Kafka transport (`@msgkit/kafka/testing`): the contract-suite probe.
- * Never imported by production code.
+ * Test helpers for the Kafka transport (`@msgkit/kafka/testing`): the contract-suite probe, which
+ * acts like the outside world (a plain kafkajs producer and admin, a broker restart command).
+ * Needs @msgkit/testkit (an optional peer dependency). Never imported by production code.
  */
-import { execFile } from 'node:child_process'
-import type { Headers } from '@msgkit/core'
+import { type ContractProbe, runCommand } from '@msgkit/testkit'
 import { Kafka, logLevel, Partitioners } from 'kafkajs'
 import { kafkaTransport } from './index.js'
 
@@ -16,54 +16,51 @@ export interface KafkaProbeOptions {
   cwd?: string
 }
 
-/** The probe shape of @msgkit/testkit's ContractProbe (kept structural: no testkit dependency here). */
-export interface KafkaProbe {
-  publishRaw(topic: string, body: Uint8Array, options?: { headers?: Headers; key?: string }): Promise<void>
-  restartBroker?(): Promise<void>
+export interface KafkaProbe extends ContractProbe {
   pendingCount(topic: string, group: string): Promise<number>
-  badConnections: ReadonlyArray<{ name: string; config: string | Record<string, unknown>; secret?: string }>
   /** disconnect the probe's own clients */
   close(): Promise<void>
 }
 
-/** A probe that acts like the outside world: a plain kafkajs producer, an admin, a restart command. */
+/** A probe on a plain kafkajs producer and admin. */
 export function createKafkaProbe(options: KafkaProbeOptions): KafkaProbe {
   const kafka = new Kafka({ clientId: 'msgkit-probe', brokers: options.brokers, logLevel: logLevel.NOTHING })
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
   const admin = kafka.admin()
-  let connected: Promise<void> | undefined
-  const connect = (): Promise<void> => {
-    connected ??= Promise.all([producer.connect(), admin.connect()]).then(
-      () => undefined,
-      (error: unknown) => {
-        connected = undefined
-        throw error
-      },
-    )
+  let connected: Promise<unknown> | undefined
+  const connect = (): Promise<unknown> => {
+    connected ??= Promise.all([producer.connect(), admin.connect()]).catch((error: unknown) => {
+      connected = undefined
+      throw error
+    })
     return connected
   }
+  const command = options.restartCommand
 
   const probe: KafkaProbe = {
     async publishRaw(topic, body, opts = {}) {
       await connect()
+      const headers = { ...(opts.headers ?? {}) }
       await producer.send({
         topic,
         acks: -1,
-        messages: [{ key: opts.key ?? null, value: Buffer.from(body), headers: { ...(opts.headers ?? {}) } }],
+        messages: [{ key: opts.key ?? null, value: Buffer.from(body), headers }],
       })
     },
 
     async pendingCount(topic, group) {
       await connect()
       const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] })
-      const ends = await admin.fetchTopicOffsets(topic)
       let pending = 0
-      for (const end of ends) {
+      for (const end of await admin.fetchTopicOffsets(topic)) {
         const c = Number(committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1)
         pending += Number(end.high) - (c >= 0 ? c : Number(end.low))
       }
       return pending
     },
+
+    // past the broker (message.max.bytes 1,048,588 by default) but over msgkit's limits (issue 8)
+    rawOversize: { bodyBytes: 1_048_300, headerValueBytes: 100_000 },
 
     // the definition object is passed so core need not resolve @msgkit/kafka by name
     badConnections: [
@@ -74,10 +71,7 @@ export function createKafkaProbe(options: KafkaProbeOptions): KafkaProbe {
       },
       {
         name: 'SASL credentials against a listener without SASL',
-        config: {
-          transport: kafkaTransport,
-          url: `kafka://msgkit:probe-secret-4711@${options.brokers[0] ?? '127.0.0.1:9092'}`,
-        },
+        config: { transport: kafkaTransport, url: `kafka://msgkit:probe-secret-4711@${options.brokers[0]}` },
         secret: 'probe-secret-4711',
       },
     ],
@@ -87,23 +81,11 @@ export function createKafkaProbe(options: KafkaProbeOptions): KafkaProbe {
       connected = undefined
     },
   }
-
-  const command = options.restartCommand
-  if (command && command.length > 0) {
+  if (command?.length) {
     probe.restartBroker = async () => {
-      // the probe's own connections die with the broker; reconnect lazily afterwards
+      // the probe's own connections die with the broker; it reconnects lazily afterwards
       await probe.close()
-      await new Promise<void>((resolve, reject) => {
-        execFile(
-          command[0]!,
-          command.slice(1),
-          { cwd: options.cwd, timeout: 180_000 },
-          (error, stdout, stderr) => {
-            if (error) reject(new Error(`broker restart failed: ${error.message}\n${stdout}\n${stderr}`))
-            else resolve()
-          },
-        )
-      })
+      await runCommand(command, { cwd: options.cwd, timeoutMs: 180_000 })
     }
   }
   return probe

@@ -1,27 +1,23 @@
-/** createKafkaTransport: the Transport object core drives, built on kafkajs. */
+/**
+ * createKafkaTransport: the Transport object core drives, on kafkajs and the adapter kit. kafkajs
+ * manages its own broker connections, so the supervisor's session is a kafkajs admin + producer
+ * pair: opening it proves the cluster answers (it is also the reconnect probe), and whatever sees
+ * a connection-class failure (a publish, a provision, a crashed consumer) reports it with `lost`.
+ */
+import { type Capabilities, type Transport, type TransportContext, withTimeout } from '@msgkit/core'
+import { closedError, createSupervisor } from '@msgkit/core/adapter'
 import {
-  backoffDelay,
-  type Capabilities,
-  ErrorCodes,
-  MsgkitError,
-  sleep,
-  type Transport,
-  type TransportContext,
-  type TransportSubscription,
-  withTimeout,
-} from '@msgkit/core'
-import type { Admin } from 'kafkajs'
-import { CLIENT_RETRY, createKafkaClient, RETRY_BACKOFF } from './client.js'
-import { type ClusterAdmin, createClusterAdmin } from './cluster-admin.js'
-import { type KafkaTransportConfig, RECORD_OVERHEAD_BYTES } from './config.js'
-import { type ConnectionState, createConnectionState } from './connection-state.js'
-import { isConnectionLoss, isTransient, toMsgkitError, transportClosed } from './errors.js'
-import { createPublisher, type Publisher } from './publisher.js'
-import { type KafkaSubscription, startSubscription } from './subscription.js'
+  CLIENT_RETRY,
+  createKafkaClient,
+  type KafkaTransportConfig,
+  RECORD_OVERHEAD_BYTES,
+} from './config.js'
+import { createKafkaErrors } from './errors.js'
+import { createPublisher, type KafkaSession, openProducer } from './publisher.js'
+import { startSubscriber } from './subscriber.js'
+import { createTopology } from './topology.js'
 
-/** How long close() lets queued publishes finish before rejecting them with MSGKIT_CLOSED. */
-const CLOSE_PUBLISH_GRACE_MS = 10_000
-/** provision(): how long to keep trying while the broker is unreachable. */
+/** provision() and subscribe() keep trying this long while the broker is unreachable. */
 const PROVISION_TIMEOUT_MS = 30_000
 
 /** What the transport declares; maxMessageBytes leaves room for key, headers and batch overhead. */
@@ -42,179 +38,124 @@ export function kafkaCapabilities(config: KafkaTransportConfig): Capabilities {
   }
 }
 
-function secretsOf(config: KafkaTransportConfig): string[] {
-  const out: string[] = []
-  if (config.sasl?.password) out.push(config.sasl.password)
-  if (typeof config.ssl === 'object') {
-    if (config.ssl.passphrase) out.push(config.ssl.passphrase)
-    for (const key of [config.ssl.key].flat()) if (key) out.push(key)
-  }
-  return out
+/** One connect attempt took longer than `connectTimeout` (classified as a connection failure). */
+class KafkaConnectTimeoutError extends Error {
+  override name = 'KafkaConnectTimeoutError'
 }
 
 /** The Kafka transport for a validated config. Plain object; connect() before use. */
 export function createKafkaTransport(config: KafkaTransportConfig, context: TransportContext): Transport {
-  const logger = context.logger
-  const secrets = secretsOf(config)
-  const kafka = createKafkaClient(config, logger)
-  const capabilities = kafkaCapabilities(config)
-  const brokerList = config.brokers.join(',')
-
-  let admin: Admin | undefined
-  let clusterAdmin: ClusterAdmin | undefined
-  let publisher: Publisher | undefined
-  let connecting: Promise<void> | undefined
+  const kafka = createKafkaClient(config, context.logger)
+  const errors = createKafkaErrors(context.scrub)
+  const brokers = config.brokers.join(',')
+  const topology = createTopology(kafka, config, context.logger)
+  const subscriptions = new Set<{ close(): Promise<void> }>()
+  const starting = new Set<Promise<unknown>>()
   let closing: Promise<void> | undefined
-  let closed = false
-  const subscriptions = new Set<KafkaSubscription>()
-  const subscribing = new Set<Promise<unknown>>()
 
-  const connection: ConnectionState = createConnectionState({
-    emit: (event) => context.emit(event),
-    probe: async () => {
-      const probeAdmin = kafka.admin({ retry: { retries: 0 } })
-      try {
-        await probeAdmin.connect()
-      } finally {
-        await probeAdmin.disconnect().catch(() => {})
-      }
+  /** polite, but bounded: a frozen broker must not hold up a reconnect or close() */
+  const closeSession = async (session: KafkaSession): Promise<void> => {
+    session.closed = true
+    const done = session.producer
+      .catch(() => undefined)
+      .then((producer) => Promise.allSettled([session.admin.disconnect(), producer?.disconnect()]))
+    await withTimeout(done, 5_000, () => new Error('disconnect timed out')).catch(() => {})
+  }
+
+  const supervisor = createSupervisor<KafkaSession>({
+    name: 'kafka',
+    context,
+    errors,
+    driver: {
+      // kafkajs balances over the bootstrap list itself: one endpoint
+      endpoints: [brokers],
+      async open() {
+        const session: KafkaSession = {
+          admin: kafka.admin({ retry: CLIENT_RETRY }),
+          producer: openProducer(kafka, config),
+          closed: false,
+        }
+        session.producer.catch(() => {})
+        const ready = Promise.all([session.admin.connect(), session.producer])
+        try {
+          await withTimeout(
+            ready,
+            config.connectTimeout,
+            () => new KafkaConnectTimeoutError(`no answer within ${config.connectTimeout} ms`),
+          )
+          return session
+        } catch (error) {
+          void ready.catch(() => {}).finally(() => closeSession(session))
+          throw error
+        }
+      },
+      close: closeSession,
     },
   })
+  const publisher = createPublisher({ kafka, config, supervisor, errors, topology })
 
-  const assertOpen = (): void => {
-    if (closed) throw transportClosed()
-  }
-
-  const ready = (): { admin: Admin; clusterAdmin: ClusterAdmin; publisher: Publisher } => {
-    assertOpen()
-    if (!admin || !clusterAdmin || !publisher) {
-      throw new MsgkitError(
-        ErrorCodes.CONNECTION_FAILED,
-        'The Kafka transport is not connected: call connect() first.',
-      )
-    }
-    return { admin, clusterAdmin, publisher }
-  }
-
-  /** Retries `operation` while the broker is unreachable, up to PROVISION_TIMEOUT_MS. */
-  const withReconnect = async <T>(operation: () => Promise<T>, what: string): Promise<T> => {
-    const deadline = Date.now() + PROVISION_TIMEOUT_MS
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await operation()
-      } catch (error) {
-        const delay = backoffDelay(attempt, RETRY_BACKOFF)
-        if (closed) throw transportClosed()
-        if (!isTransient(error) || Date.now() + delay > deadline)
-          throw toMsgkitError(error, 'provision', what, secrets)
-        if (isConnectionLoss(error)) connection.down(error)
-        await sleep(delay)
-      }
-    }
-  }
-
-  const provision = async (topic: string, group: string): Promise<void> => {
-    const { clusterAdmin: ca } = ready()
-    await withReconnect(() => ca.ensureTopic(topic), `Creating Kafka topic ${topic} failed`)
-    await withReconnect(
-      () => ca.initGroupOffsets(topic, group),
-      `Provisioning group ${group} on Kafka topic ${topic} failed`,
+  const provision = (topic: string, group: string): Promise<void> =>
+    supervisor.perform(
+      { operation: 'provision', topic },
+      Date.now() + PROVISION_TIMEOUT_MS,
+      async (session) => {
+        await topology.ensureTopic(session.admin, topic)
+        await topology.initGroupOffsets(session.admin, topic, group)
+      },
     )
-  }
 
   return {
     name: 'kafka',
-    capabilities,
+    capabilities: kafkaCapabilities(config),
 
-    connect() {
-      connecting ??= (async () => {
-        assertOpen()
-        const a = kafka.admin({ retry: CLIENT_RETRY })
-        try {
-          await withTimeout(
-            a.connect(),
-            config.connectTimeout,
-            () =>
-              new MsgkitError(
-                ErrorCodes.CONNECTION_FAILED,
-                `Could not connect to Kafka at ${brokerList} within ${config.connectTimeout} ms.`,
-                { retriable: true },
-              ),
-          )
-        } catch (error) {
-          await a.disconnect().catch(() => {})
-          throw toMsgkitError(error, 'connect', `Could not connect to Kafka at ${brokerList}`, secrets)
-        }
-        admin = a
-        clusterAdmin = createClusterAdmin(kafka, a, config, logger)
-        publisher = createPublisher({ kafka, config, admin: clusterAdmin, connection, logger, secrets })
-        try {
-          await publisher.start()
-        } catch (error) {
-          throw toMsgkitError(error, 'connect', `Could not start a Kafka producer on ${brokerList}`, secrets)
-        }
-        assertOpen()
-      })()
-      return connecting
+    async connect() {
+      await supervisor.connect()
     },
 
-    async send(topic, messages, options) {
-      const { publisher: p } = ready()
-      await p.send(topic, messages, options.deadline)
-    },
+    send: (topic, messages, options) => publisher.send(topic, messages, options.deadline),
 
     provision,
 
-    async subscribe(request, onDelivery): Promise<TransportSubscription> {
-      const { admin: a, clusterAdmin: ca } = ready()
-      const starting = startSubscription(request, onDelivery, {
-        newClient: () => createKafkaClient(config, logger),
+    async subscribe(request, onDelivery) {
+      if (supervisor.state === 'closed') throw closedError('kafka')
+      const start = startSubscriber(request, onDelivery, {
         config,
-        admin: ca,
-        fetchCommitted: async (group, topics) => {
-          const result = await a.fetchOffsets({ groupId: group, topics })
-          return result.flatMap((t) =>
-            t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: Number(p.offset) })),
-          )
-        },
+        supervisor,
+        errors,
+        topology,
+        logger: context.logger,
+        newClient: () => createKafkaClient(config, context.logger),
         provision,
-        connection,
-        logger,
-        secrets,
+        listTopics: () =>
+          supervisor.perform({ operation: 'list topics' }, Date.now() + PROVISION_TIMEOUT_MS, (s) =>
+            s.admin.listTopics(),
+          ),
         emitError: (error) => context.emit({ type: 'error', error }),
+      }).then(async (subscription) => {
+        if (supervisor.state !== 'closed') return subscription
+        await subscription.close()
+        throw closedError('kafka')
       })
-      subscribing.add(starting)
-      let sub: KafkaSubscription
-      try {
-        sub = await starting
-      } finally {
-        subscribing.delete(starting)
-      }
-      if (closed) {
-        await sub.close()
-        throw new MsgkitError(ErrorCodes.CLOSED, 'The Kafka transport was closed while subscribing.')
-      }
-      subscriptions.add(sub)
+      starting.add(start)
+      const subscription = await start.finally(() => starting.delete(start))
+      subscriptions.add(subscription)
       return {
-        stop: () => sub.stop(),
+        stop: () => subscription.stop(),
         async close() {
-          await sub.close()
-          subscriptions.delete(sub)
+          await subscription.close()
+          subscriptions.delete(subscription)
         },
       }
     },
 
     close() {
       closing ??= (async () => {
-        closed = true
-        connection.close()
-        if (connecting) await connecting.catch(() => {})
-        await Promise.allSettled([...subscribing])
         await Promise.allSettled([...subscriptions].map((s) => s.close()))
-        subscriptions.clear()
-        await publisher?.close(CLOSE_PUBLISH_GRACE_MS)
-        await clusterAdmin?.close()
-        await admin?.disconnect().catch(() => {})
+        await publisher.close()
+        // a subscribe still under way sees the closed supervisor and closes what it started
+        await supervisor.close()
+        await Promise.allSettled([...starting])
+        await topology.close()
       })()
       return closing
     },

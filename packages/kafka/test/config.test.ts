@@ -87,7 +87,9 @@ describe('Kafka config', () => {
     expect(caps).toMatchObject({
       delay: false,
       patterns: true,
-      orderedKeys: true,
+      orderedKeys: 'group',
+      deliveryCount: 'none',
+      unroutable: false,
       persistence: true,
       fanout: true,
     })

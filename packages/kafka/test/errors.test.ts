@@ -1,54 +1,76 @@
-import { ErrorCodes } from '@msgkit/core'
+import { ErrorCodes, MsgkitError } from '@msgkit/core'
 import { describe, expect, it } from 'vitest'
-import { classify, isTransient, rootCause, toMsgkitError } from '../src/errors.js'
+import { classifyKafka, createKafkaErrors, rootCause } from '../src/errors.js'
 
 const named = (name: string, extra: Record<string, unknown> = {}) =>
   Object.assign(new Error(name), { name, ...extra })
 const protocol = (type: string, retriable: boolean) => named('KafkaJSProtocolError', { type, retriable })
+const table = createKafkaErrors((text) => text.split('hunter2').join('***'))
 
-describe('kafkajs error mapping', () => {
-  it('unwraps retry and non-retriable wrappers', () => {
+describe('the Kafka error table', () => {
+  it('unwraps retry, non-retriable and aggregate wrappers', () => {
     const root = named('KafkaJSConnectionError')
     const wrapped = named('KafkaJSNumberOfRetriesExceeded', {
-      cause: named('KafkaJSNonRetriableError', { cause: root }),
+      cause: named('KafkaJSNonRetriableError', { cause: named('KafkaJSAggregateError', { errors: [root] }) }),
     })
     expect(rootCause(wrapped)).toBe(root)
-    expect(classify(wrapped)).toBe('connection')
+    expect(table.classify(wrapped)).toBe('connection')
   })
 
   it('classifies by class name and protocol type, not by message text', () => {
-    expect(classify(named('KafkaJSSASLAuthenticationError'))).toBe('auth')
-    expect(classify(protocol('MESSAGE_TOO_LARGE', false))).toBe('too-large')
-    expect(classify(protocol('TOPIC_AUTHORIZATION_FAILED', false))).toBe('rejected')
-    expect(classify(protocol('LEADER_NOT_AVAILABLE', true))).toBe('transient')
-    expect(classify(protocol('SOMETHING_NEW', true))).toBe('transient')
-    expect(classify(protocol('SOMETHING_NEW', false))).toBeUndefined()
-    expect(classify(new Error('connection refused'))).toBeUndefined()
-    expect(isTransient(named('KafkaJSRequestTimeoutError'))).toBe(true)
+    expect(classifyKafka(named('KafkaJSSASLAuthenticationError'))).toBe('auth')
+    expect(classifyKafka(protocol('MESSAGE_TOO_LARGE', false))).toBe('too-large')
+    expect(classifyKafka(protocol('TOPIC_AUTHORIZATION_FAILED', false))).toBe('rejected')
+    expect(classifyKafka(protocol('LEADER_NOT_AVAILABLE', true))).toBe('transient')
+    expect(classifyKafka(protocol('SOMETHING_NEW', true))).toBe('transient')
+    expect(classifyKafka(protocol('SOMETHING_NEW', false))).toBeUndefined()
+    expect(classifyKafka(new Error('connection refused'))).toBeUndefined()
+    expect(classifyKafka(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBe('connection')
+    expect(classifyKafka(named('KafkaJSRequestTimeoutError'))).toBe('connection')
+  })
+
+  it('tells the kit what to do: reconnect, back off, or give up', () => {
+    expect(table.classify(named('KafkaJSConnectionClosedError'))).toBe('connection')
+    expect(table.classify(protocol('NOT_LEADER_FOR_PARTITION', true))).toBe('transient')
+    expect(table.classify(protocol('SASL_AUTHENTICATION_FAILED', false))).toBe('auth')
+    expect(table.classify(protocol('MESSAGE_TOO_LARGE', false))).toBe('fatal')
+    expect(table.classify(named('KafkaTopicMissingError'))).toBe('fatal')
+    // unknown errors are not treated as retriable
+    expect(table.classify(new Error('?'))).toBe('fatal')
+    expect(table.classify(new MsgkitError(ErrorCodes.CLOSED, 'closed'))).toBe('fatal')
   })
 
   it('chooses the msgkit code by operation', () => {
     const down = named('KafkaJSConnectionError')
-    expect(toMsgkitError(down, 'connect', 'c').code).toBe(ErrorCodes.CONNECTION_FAILED)
-    expect(toMsgkitError(down, 'publish', 'p').code).toBe(ErrorCodes.PUBLISH_TIMEOUT)
-    expect(toMsgkitError(protocol('INVALID_RECORD', false), 'publish', 'p').code).toBe(
+    expect(table.toError(down, { operation: 'connect', endpoint: 'k:9092' })).toMatchObject({
+      code: ErrorCodes.CONNECTION_FAILED,
+      retriable: true,
+    })
+    expect(table.toError(down, { operation: 'publish', topic: 't' }).code).toBe(ErrorCodes.PUBLISH_TIMEOUT)
+    expect(table.toError(protocol('INVALID_RECORD', false), { operation: 'publish' }).code).toBe(
       ErrorCodes.PUBLISH_REJECTED,
     )
-    expect(toMsgkitError(protocol('SASL_AUTHENTICATION_FAILED', false), 'connect', 'c').code).toBe(
-      ErrorCodes.AUTH_FAILED,
+    expect(table.toError(protocol('MESSAGE_TOO_LARGE', false), { operation: 'publish' }).code).toBe(
+      ErrorCodes.MESSAGE_TOO_LARGE,
     )
-    expect(toMsgkitError(new Error('?'), 'consume', 'x')).toMatchObject({
+    expect(
+      table.toError(protocol('SASL_AUTHENTICATION_FAILED', false), { operation: 'connect' }),
+    ).toMatchObject({
+      code: ErrorCodes.AUTH_FAILED,
+      retriable: false,
+    })
+    expect(table.toError(new Error('?'), { operation: 'subscribe' })).toMatchObject({
       code: ErrorCodes.TRANSPORT_ERROR,
       retriable: false,
     })
   })
 
   it('never carries a secret in message, details or cause', () => {
-    const error = toMsgkitError(
+    const error = table.toError(
       named('KafkaJSSASLAuthenticationError', { message: 'bad password hunter2' }),
-      'connect',
-      'ctx hunter2',
-      ['hunter2'],
+      {
+        operation: 'connect',
+      },
     )
     const texts = [
       error.message,

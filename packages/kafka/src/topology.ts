@@ -1,5 +1,6 @@
 /**
- * Topic creation and group provisioning: the admin side of the transport.
+ * Topics and groups: creating topics, provisioning groups, removing a dead member. One attempt
+ * each; the transport runs them through the supervisor (`perform`), which retries across outages.
  *
  * "A group exists from its first provision on and gets every later message": when a group has no
  * committed offset for a partition, msgkit commits the partition's current end offset for it, the
@@ -10,30 +11,25 @@
 import type { Logger } from '@msgkit/core'
 import type { Admin, Cluster, Kafka } from 'kafkajs'
 import type { KafkaTransportConfig } from './config.js'
-import { classify, rootCause } from './errors.js'
+import { classifyKafka, rootCause } from './errors.js'
 
 /** A topic that does not exist while autoCreateTopics is off (mapped through the error table). */
 export class KafkaTopicMissingError extends Error {
+  override name = 'KafkaTopicMissingError'
   constructor(readonly topic: string) {
     super(
-      `Kafka topic ${topic} does not exist and autoCreateTopics is off: create it (e.g. kafka-topics.sh --create) or set autoCreateTopics: true.`,
+      `Kafka topic ${topic} does not exist and autoCreateTopics is off: create it (e.g. kafka-topics.sh --create) or set autoCreateTopics: true`,
     )
-    this.name = 'KafkaTopicMissingError'
   }
 }
 
-export interface ClusterAdmin {
-  /** Creates the topic when missing (autoCreateTopics) or fails when it does not exist. One attempt. */
-  ensureTopic(topic: string): Promise<void>
+export interface Topology {
+  /** Creates the topic when missing (autoCreateTopics) or fails when it does not exist; cached once done. */
+  ensureTopic(admin: Admin, topic: string): Promise<void>
   /** Commits end offsets for the group's partitions of `topic` that have no committed offset. */
-  initGroupOffsets(topic: string, group: string): Promise<void>
-  /**
-   * Removes a member from its group at once (a consumer of ours that crashed without leaving),
-   * instead of letting the group wait a session timeout for it.
-   */
+  initGroupOffsets(admin: Admin, topic: string, group: string): Promise<void>
+  /** Removes a member (a crashed consumer of ours) from its group at once, instead of after its session timeout. */
   leaveGroup(group: string, memberId: string): Promise<void>
-  /** All topic names in the cluster. */
-  listTopics(): Promise<string[]>
   close(): Promise<void>
 }
 
@@ -46,7 +42,7 @@ function captureCluster(kafka: Kafka): Cluster {
       ({ cluster }) => {
         captured = cluster
         return {
-          name: 'msgkit-admin-unused',
+          name: 'unused',
           version: 0,
           assign: async () => [],
           protocol: () => ({ name: 'unused', metadata: Buffer.alloc(0) }),
@@ -58,66 +54,52 @@ function captureCluster(kafka: Kafka): Cluster {
   return captured
 }
 
-export function createClusterAdmin(
-  kafka: Kafka,
-  admin: Admin,
-  config: KafkaTransportConfig,
-  logger: Logger,
-): ClusterAdmin {
+export function createTopology(kafka: Kafka, config: KafkaTransportConfig, logger: Logger): Topology {
   const known = new Set<string>()
   const creating = new Map<string, Promise<void>>()
   let cluster: Cluster | undefined
-  let clusterConnecting: Promise<void> | undefined
 
-  const coordinatorCluster = async (): Promise<Cluster> => {
+  const coordinator = async (group: string) => {
     cluster ??= captureCluster(kafka)
-    if (!cluster.isConnected()) {
-      clusterConnecting ??= cluster.connect().finally(() => {
-        clusterConnecting = undefined
-      })
-      await clusterConnecting
-    }
-    return cluster
+    if (!cluster.isConnected()) await cluster.connect()
+    return cluster.findGroupCoordinator({ groupId: group })
   }
 
-  const createOrCheck = async (topic: string): Promise<void> => {
+  const createOrCheck = async (admin: Admin, topic: string): Promise<void> => {
     if (config.autoCreateTopics) {
       await admin.createTopics({
         topics: [{ topic, numPartitions: config.partitions, replicationFactor: config.replicationFactor }],
         waitForLeaders: true,
         timeout: Math.max(5_000, config.requestTimeout),
       })
-    } else if (!(await admin.listTopics()).includes(topic)) {
-      throw new KafkaTopicMissingError(topic)
-    }
+    } else if (!(await admin.listTopics()).includes(topic)) throw new KafkaTopicMissingError(topic)
     known.add(topic)
   }
 
   return {
-    async ensureTopic(topic) {
+    async ensureTopic(admin, topic) {
       if (known.has(topic)) return
       let pending = creating.get(topic)
       if (!pending) {
-        pending = createOrCheck(topic).finally(() => creating.delete(topic))
+        pending = createOrCheck(admin, topic).finally(() => creating.delete(topic))
         creating.set(topic, pending)
       }
       await pending
     },
 
-    async initGroupOffsets(topic, group) {
+    async initGroupOffsets(admin, topic, group) {
       const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] })
       const missing = new Set(
         (committed?.partitions ?? []).filter((p) => Number(p.offset) < 0).map((p) => p.partition),
       )
       if (missing.size === 0) return
-      const ends = await admin.fetchTopicOffsets(topic)
-      const partitions = ends
+      const partitions = (await admin.fetchTopicOffsets(topic))
         .filter((p) => missing.has(p.partition))
         .map((p) => ({ partition: p.partition, offset: p.high }))
       if (partitions.length === 0) return
-      const coordinator = await (await coordinatorCluster()).findGroupCoordinator({ groupId: group })
+      const broker = await coordinator(group)
       try {
-        await coordinator.offsetCommit({
+        await broker.offsetCommit({
           groupId: group,
           groupGenerationId: -1,
           memberId: '',
@@ -126,33 +108,21 @@ export function createClusterAdmin(
         logger.debug({ topic, group, partitions }, 'kafka: group starts at the end of the topic')
       } catch (error) {
         // the group has members now; they consume from the earliest uncommitted offset themselves
-        if (classify(error) !== 'transient') throw error
-        logger.debug(
-          { topic, group, err: String(error) },
-          'kafka: group is active, offsets left to its members',
-        )
+        if (classifyKafka(error) !== 'transient') throw error
       }
     },
 
     async leaveGroup(group, memberId) {
-      const coordinator = await (await coordinatorCluster()).findGroupCoordinator({ groupId: group })
       // a public method of kafkajs's Broker that its typings omit
-      const leave = (
-        coordinator as unknown as {
-          leaveGroup?: (r: { groupId: string; memberId: string }) => Promise<unknown>
-        }
-      ).leaveGroup
-      if (typeof leave !== 'function') return
+      const broker = (await coordinator(group)) as unknown as {
+        leaveGroup?: (r: { groupId: string; memberId: string }) => Promise<unknown>
+      }
       try {
-        await leave.call(coordinator, { groupId: group, memberId })
+        await broker.leaveGroup?.({ groupId: group, memberId })
       } catch (error) {
         // already gone: that is what we wanted
         if ((rootCause(error) as { type?: string })?.type !== 'UNKNOWN_MEMBER_ID') throw error
       }
-    },
-
-    async listTopics() {
-      return admin.listTopics()
     },
 
     async close() {

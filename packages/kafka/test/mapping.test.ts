@@ -1,7 +1,7 @@
 import { WireHeaders } from '@msgkit/core'
 import type { KafkaMessage } from 'kafkajs'
 import { describe, expect, it } from 'vitest'
-import { decodeRecord, encodeRecord, recordBytes } from '../src/records.js'
+import { decodeRecord, encodeRecord, recordBytes } from '../src/mapping.js'
 
 const record = (overrides: Partial<KafkaMessage>): KafkaMessage =>
   ({
@@ -14,7 +14,7 @@ const record = (overrides: Partial<KafkaMessage>): KafkaMessage =>
     ...overrides,
   }) as KafkaMessage
 
-describe('records', () => {
+describe('mapping', () => {
   it('puts key and timestamp on the record and the id in a header', () => {
     const { message, bytes } = encodeRecord({
       id: 'id-1',

@@ -2,6 +2,9 @@
 import { type Headers, type OutgoingMessage, type TransportMessage, WireHeaders } from '@msgkit/core'
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs'
 
+/** Bytes of the record-batch header (magic v2). */
+export const RECORD_BATCH_HEADER_BYTES = 61
+
 /** Upper bound of a record's bytes inside a record batch, without the batch header. */
 export function recordBytes(
   key: Buffer | null,
@@ -11,12 +14,9 @@ export function recordBytes(
   // varints at their widest: length 5, attributes 1, timestamp delta 10, offset delta 5, key length 5,
   // value length 5, header count 5; per header two length varints of 5
   let n = 36 + (key?.byteLength ?? 0) + value.byteLength
-  for (const [k, v] of Object.entries(headers)) n += 10 + Buffer.byteLength(k) + Buffer.byteLength(v)
+  for (const name in headers) n += 10 + Buffer.byteLength(name) + Buffer.byteLength(headers[name] as string)
   return n
 }
-
-/** Bytes of the record-batch header (magic v2). */
-export const RECORD_BATCH_HEADER_BYTES = 61
 
 /** A record ready for kafkajs plus its size bound. */
 export interface EncodedRecord {
@@ -50,14 +50,12 @@ export function decodeRecord(topic: string, partition: number, record: KafkaMess
     const text = headerText(value)
     if (text !== undefined) headers[name] = text
   }
-  const id = headers[WireHeaders.id] || `${topic}-${partition}-${record.offset}`
+  const value = record.value
   const message: TransportMessage = {
-    id,
+    id: headers[WireHeaders.id] || `${topic}-${partition}-${record.offset}`,
     topic,
     headers,
-    body: record.value
-      ? new Uint8Array(record.value.buffer, record.value.byteOffset, record.value.byteLength)
-      : new Uint8Array(0),
+    body: value ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : new Uint8Array(0),
     timestamp: Number(record.timestamp),
     redelivered: false,
   }
