@@ -80,8 +80,9 @@ it.runIf(url)(
       await messaging.subscribe(`${topic}.${group}.dlq`, { group: 'dlq' }, (m) => {
         dead.push(m)
       })
-      const poison = await messaging.publish(topic, { poison: true })
-      await messaging.publish(topic, { n: 1 })
+      // one key: the same partition on Kafka, so the next message waits behind the poison one
+      const poison = await messaging.publish(topic, { poison: true }, { key: 'k' })
+      await messaging.publish(topic, { n: 1 }, { key: 'k' })
 
       const calls: number[] = []
       let deadLettered = false

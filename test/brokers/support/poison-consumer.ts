@@ -17,6 +17,9 @@ const messaging = await createMessaging(url, { idempotencyStore: createFileStore
 messaging.on('dead-lettered', (event) => {
   console.log(`DEAD-LETTERED ${event.id}`)
 })
+messaging.on('error', (event) => {
+  console.log(`ERROR ${(event.error as Error)?.message ?? event.error}`)
+})
 await messaging.subscribe<{ poison?: boolean; n?: number }>(
   topic,
   { group, retry: { attempts: 3, backoff: { initialMs: 50, jitter: 0 } } },
@@ -26,7 +29,11 @@ await messaging.subscribe<{ poison?: boolean; n?: number }>(
       // the crash: no ack, no nack, no goodbye to the broker
       process.kill(process.pid, 'SIGKILL')
     }
-    console.log(`HANDLED ${message.body.n}`)
+    console.log(`HANDLED ${message.body.n} attempt=${message.attempt} redelivered=${message.redelivered}`)
   },
 )
+// a service stops gracefully on SIGTERM: in-flight work finishes, what is done is acked/committed
+process.once('SIGTERM', () => {
+  void messaging.close().then(() => process.exit(0))
+})
 console.log('READY')
