@@ -3,6 +3,8 @@
  * armed for the earliest. Publishing thousands of messages costs heap pushes, not timers.
  */
 
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 interface Entry {
   at: number
   fire: () => void
@@ -81,7 +83,8 @@ export function createDeadlineTimer(): DeadlineTimer {
     if (timer && armedAt <= next.at) return
     if (timer) clearTimeout(timer)
     armedAt = next.at
-    timer = setTimeout(run, Math.max(0, next.at - Date.now()))
+    // setTimeout takes at most 2^31 - 1 ms; a later deadline re-arms when that one fires
+    timer = setTimeout(run, Math.min(MAX_TIMER_MS, Math.max(0, next.at - Date.now())))
   }
 
   const run = (): void => {

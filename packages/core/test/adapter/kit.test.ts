@@ -340,4 +340,16 @@ describe('deadline timer', () => {
     expect(fired).toEqual([5, 10, 30])
     expect(timer.size).toBe(0)
   })
+
+  it('takes deadlines beyond setTimeout range without spinning', async () => {
+    const timer = createDeadlineTimer()
+    let fired = false
+    const handle = timer.schedule(Number.MAX_SAFE_INTEGER, () => {
+      fired = true
+    })
+    await new Promise((r) => setTimeout(r, 50))
+    expect(fired).toBe(false)
+    handle.cancel()
+    timer.clear()
+  })
 })
