@@ -1,13 +1,12 @@
-/** The RabbitMQ transport's config: zod schema, defaults, and the `amqp://` URL mapping. */
+/** The RabbitMQ transport's config: zod schema, defaults, the `amqp://` URL mapping, connect options. */
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import type { ParsedUrl } from '@msgkit/core'
 import { nestParams } from '@msgkit/core'
+import type { Options } from 'amqplib'
 import { z } from 'zod'
 
 const MiB = 1024 * 1024
-
-/** RabbitMQ 3.8–3.13 refuse bodies over 128 MiB (`max_message_size`); 4.x defaults to 16 MiB. */
-export const BROKER_MAX_MESSAGE_BYTES = 128 * MiB
-
 /** URL query values arrive as strings: accept real booleans and the usual spellings. */
 const flag = z.union([
   z.boolean(),
@@ -15,22 +14,15 @@ const flag = z.union([
 ])
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+const localhost = [{ host: 'localhost' }]
+const hostSchema = z.strictObject({ host: z.string().min(1), port: int(1, 65535).optional() })
+/** PEM text (or a Buffer) inline, or `…File`, a path to read it from */
+const pem = z.union([z.string(), z.instanceof(Buffer)]).optional()
+const file = z.string().min(1).optional()
 
-const hostSchema = z.strictObject({
-  host: z.string().min(1),
-  port: int(1, 65535).optional(),
-})
-
+/** CA(s) to trust; client certificate and private key (with passphrase) for mutual TLS */
 const tlsSchema = z.strictObject({
-  /** PEM text (or Buffer) of the CA(s) to trust; or `caFile`, a path to read it from */
-  ca: z.union([z.string(), z.instanceof(Buffer)]).optional(),
-  caFile: z.string().min(1).optional(),
-  /** client certificate for mutual TLS (PEM), or `certFile` */
-  cert: z.union([z.string(), z.instanceof(Buffer)]).optional(),
-  certFile: z.string().min(1).optional(),
-  /** client private key (PEM), or `keyFile` */
-  key: z.union([z.string(), z.instanceof(Buffer)]).optional(),
-  keyFile: z.string().min(1).optional(),
+  ...{ ca: pem, caFile: file, cert: pem, certFile: file, key: pem, keyFile: file },
   passphrase: z.string().optional(),
   /** verify the broker's certificate (default true; false only for local experiments) */
   rejectUnauthorized: flag.default(true),
@@ -38,10 +30,9 @@ const tlsSchema = z.strictObject({
   servername: z.string().min(1).optional(),
 })
 
+/** Backoff between reconnect attempts; short, because each attempt is one cheap TCP connect. */
 const reconnectSchema = z.strictObject({
-  /** first wait after losing the connection */
   initialDelayMs: int(0, 60_000).default(100),
-  /** longest wait between attempts; short, because each attempt is one cheap TCP connect */
   maxDelayMs: int(1, 300_000).default(1_000),
   multiplier: z.coerce.number().min(1).max(10).default(2),
   /** 0..1: fraction of each wait that is randomised */
@@ -51,10 +42,7 @@ const reconnectSchema = z.strictObject({
 /** Everything the RabbitMQ transport accepts; every field has a default. */
 export const rabbitmqConfigSchema = z.strictObject({
   /** brokers to try in order (a cluster's nodes); the URL's `host1:5672,host2:5672` */
-  hosts: z
-    .array(hostSchema)
-    .min(1)
-    .default([{ host: 'localhost' }]),
+  hosts: z.array(hostSchema).min(1).default(localhost),
   username: z.string().default('guest'),
   password: z.string().default('guest'),
   vhost: z.string().default('/'),
@@ -67,16 +55,9 @@ export const rabbitmqConfigSchema = z.strictObject({
   /** TCP connect + AMQP handshake must finish within this */
   connectTimeoutMs: int(100, 120_000).default(5_000),
   frameMax: int(4096, 16 * MiB).optional(),
-  /**
-   * Queue type of group queues. `quorum` (default): replicated, crash-safe, counts deliveries
-   * (`x-delivery-count` → `message.attempt`). `classic`: cheaper, no delivery count.
-   */
+  /** group queues: `quorum` (replicated, crash-safe, counts deliveries) or `classic` (cheaper, a flag only) */
   queueType: z.enum(['quorum', 'classic']).default('quorum'),
-  /**
-   * Delete a group's queue after it had no consumer for this long (`x-expires`), messages and all.
-   * Off by default: a provisioned group keeps its messages however long nobody reads them.
-   * Meant for short-lived groups (tests, previews).
-   */
+  /** delete a group's queue, messages and all, after no consumer for this long (`x-expires`; tests, previews) */
   queueExpiresMs: int(1_000, 2 ** 31 - 1).optional(),
   /** one consumer of a group at a time (`x-single-active-consumer`): strict order with several instances */
   singleActiveConsumer: flag.default(false),
@@ -87,8 +68,8 @@ export const rabbitmqConfigSchema = z.strictObject({
     .regex(/^[A-Za-z0-9._:-]*$/, 'use A-Z a-z 0-9 . _ : - only')
     .refine((p) => !p.startsWith('amq.'), 'names starting with "amq." are reserved by RabbitMQ')
     .default(''),
-  /** largest message body; keep it at or under the broker's `max_message_size` */
-  maxMessageBytes: int(1, BROKER_MAX_MESSAGE_BYTES).default(16 * MiB),
+  /** largest body; at most the broker's `max_message_size` (3.8–3.13: 128 MiB; 4.x: 16 MiB by default) */
+  maxMessageBytes: int(1, 128 * MiB).default(16 * MiB),
   /** longest `delayMs` allowed (per-delay wait queues); 0 turns delayed delivery off */
   maxDelayMs: int(0, 2 ** 31 - 1).default(24 * 60 * 60 * 1000),
   reconnect: reconnectSchema.default({ initialDelayMs: 100, maxDelayMs: 1_000, multiplier: 2, jitter: 0.2 }),
@@ -114,12 +95,10 @@ const URI_ALIASES: Record<string, string> = {
 /** Maps `amqp[s]://user:pass@host:port[,host2:port]/vhost?heartbeat=5&queueType=classic` onto the config. */
 export function rabbitmqFromUrl(url: ParsedUrl): Record<string, unknown> {
   const params: Record<string, string> = {}
-  for (const [name, value] of Object.entries(url.params)) {
-    if (name === 'verify') {
-      // the RabbitMQ URI spelling of certificate verification
-      params['tls.rejectUnauthorized'] = value === 'verify_none' ? 'false' : 'true'
-    } else params[URI_ALIASES[name] ?? name] = value
-  }
+  for (const [name, value] of Object.entries(url.params)) params[URI_ALIASES[name] ?? name] = value
+  // the RabbitMQ URI spelling of certificate verification
+  if (params.verify !== undefined) params['tls.rejectUnauthorized'] = String(params.verify !== 'verify_none')
+  delete params.verify
   const out = nestParams(params)
   if (url.hosts.length > 0)
     out.hosts = url.hosts.map((h) => (h.port === undefined ? { host: h.host } : { ...h }))
@@ -132,9 +111,31 @@ export function rabbitmqFromUrl(url: ParsedUrl): Record<string, unknown> {
   return out
 }
 
-/** Whether TLS is on, and its options. */
-export function tlsOptions(config: RabbitmqTransportConfig): RabbitmqTlsOptions | undefined {
-  if (config.tls === false) return undefined
-  if (config.tls === true) return { rejectUnauthorized: true }
-  return config.tls
+/** amqplib's connect options per configured host, the hosts as `host:port` labels, socket / TLS options. */
+export function connectOptions(config: RabbitmqTransportConfig) {
+  const tls = config.tls !== false
+  const hosts = config.hosts.map((h) => ({ host: h.host, port: h.port ?? (tls ? 5671 : 5672) }))
+  const name = config.connectionName ?? `msgkit@${hostname()}:${process.pid}`
+  // noDelay: confirms are latency-bound, no Nagle
+  const socket: Record<string, unknown> = { timeout: config.connectTimeoutMs, noDelay: true, keepAlive: true }
+  socket.clientProperties = { connection_name: name, product: 'msgkit' }
+  if (typeof config.tls === 'object') {
+    const tls = config.tls
+    const read = (inline?: string | Buffer, path?: string) =>
+      inline ?? (path ? readFileSync(path) : undefined)
+    const ca = read(tls.ca, tls.caFile)
+    const pems = { ca: ca && [ca], cert: read(tls.cert, tls.certFile), key: read(tls.key, tls.keyFile) }
+    for (const [k, v] of Object.entries({ ...pems, passphrase: tls.passphrase, servername: tls.servername }))
+      if (v) socket[k] = v
+  }
+  if (tls) socket.rejectUnauthorized = typeof config.tls !== 'object' || config.tls.rejectUnauthorized
+  return {
+    endpoints: hosts.map((h) => `${h.host}:${h.port}`),
+    socket,
+    connect: (index: number): Options.Connect => {
+      const { username, password, vhost, heartbeat, frameMax } = config
+      const at = { protocol: tls ? 'amqps' : 'amqp', hostname: hosts[index]?.host, port: hosts[index]?.port }
+      return { ...at, username, password, vhost, heartbeat, ...(frameMax ? { frameMax } : {}) }
+    },
+  }
 }

@@ -1,81 +1,111 @@
-/** amqplib / RabbitMQ failures → MsgkitError with a stable code and a secret-free message. */
-import { ErrorCodes, MsgkitError } from '@msgkit/core'
+/**
+ * The RabbitMQ error table: what amqplib or the broker said → the kind of failure (the kit decides
+ * what to do with it) and the typed, secret-free MsgkitError a user sees, with what to do about it.
+ */
+import { type ErrorCode, ErrorCodes, isMsgkitError, MsgkitError } from '@msgkit/core'
+import type { ErrorTable, FailureKind } from '@msgkit/core/adapter'
 
-/** AMQP reply codes we act on. */
-export const ReplyCodes = {
-  ACCESS_REFUSED: 403,
-  NOT_FOUND: 404,
-  PRECONDITION_FAILED: 406,
-} as const
-
-export function errorText(error: unknown): string {
-  if (error instanceof Error) return error.message
-  return String(error)
+/**
+ * AMQP reply codes (amqplib's `error.code` on a channel or connection close) by kind. Any other code
+ * is `fatal`: 311 too large, 402, 403 ACCESS_REFUSED on a channel (no permission; a refused login is
+ * `auth`, below), 406 PRECONDITION_FAILED (other arguments, a message over max_message_size), 530, 540.
+ */
+const REPLY_CODES: Readonly<Record<number, FailureKind>> = {
+  // CONNECTION_FORCED (an operator, a node shutting down), frame and protocol errors, INTERNAL_ERROR
+  ...Object.fromEntries([320, 501, 502, 503, 504, 505, 541].map((code) => [code, 'connection'])),
+  // NO_CONSUMERS, NOT_FOUND (deleted behind our back: the retry declares it again), RESOURCE_LOCKED, RESOURCE_ERROR
+  ...Object.fromEntries([313, 404, 405, 506].map((code) => [code, 'transient'])),
 }
 
-/** The AMQP reply code a channel or connection error carries (amqplib puts it on `.code`). */
-export function replyCode(error: unknown): number | undefined {
-  const code = (error as { code?: unknown } | null)?.code
-  return typeof code === 'number' ? code : undefined
+/** Errors without a reply code, by socket errno or amqplib's message; first match wins. */
+const BY_TEXT: ReadonlyArray<[RegExp, FailureKind]> = [
+  [/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/, 'connection'],
+  [/ACCESS[-_]REFUSED|Login was refused/, 'auth'],
+  [/^message nacked$/, 'fatal'],
+  [/^Connection closed|Heartbeat timeout|Socket closed|Unexpected close|ETIMEDOUT/, 'connection'],
+]
+
+/** What to try, by reply code or message: said in the error text. */
+const HINTS: ReadonlyArray<[RegExp, string]> = [
+  [/^403$/, 'The user lacks permission (configure / write / read) on this vhost for it.'],
+  [
+    /^406$/,
+    'It already exists with other settings (for example a classic queue while queueType is quorum, or another x-single-active-consumer): delete it, or configure msgkit to match it.',
+  ],
+  [
+    /max size|larger than|byte encoding buffer/i,
+    "Keep maxMessageBytes at or under the broker's max_message_size.",
+  ],
+  [/^message nacked$/, 'basic.nack: an internal error, or a queue limit with overflow=reject-publish.'],
+]
+/** What to try when a connect failed, by errno or message; first match wins. */
+const CONNECT_HINTS: ReadonlyArray<[RegExp, string]> = [
+  [/^ECONNREFUSED$/, 'Nothing accepts connections there: is RabbitMQ running, and is the port right?'],
+  [/^(ENOTFOUND|EAI_AGAIN)$/, 'The host name does not resolve.'],
+  [/ETIMEDOUT/, 'No AMQP handshake in time: a firewall, a wrong port, or an overloaded broker.'],
+  [/ConnectionClose/, 'The broker ended the handshake: does the vhost exist, may the user use it?'],
+  [/Frame size|Unexpected|frame/i, 'What answered does not speak AMQP 0-9-1: a wrong port (TLS on 5671)?'],
+  [/./, 'Check that RabbitMQ is running and reachable.'],
+]
+
+/** The connection a request ran on died: wait for the reconnect, then retry. */
+export class SessionLost extends Error {
+  override name = 'SessionLost'
 }
 
-/** Removes every secret from a text before it goes into an error or a log line. */
-export function scrub(text: string, secrets: readonly string[]): string {
-  let out = text
-  for (const s of secrets) if (s.length > 0) out = out.split(s).join('***')
-  return out
+export const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+const codeOf = (error: unknown): unknown => (error as { code?: unknown } | null)?.code
+
+function classify(error: unknown): FailureKind {
+  if (error instanceof SessionLost) return 'connection'
+  if (isMsgkitError(error)) return error.retriable ? 'transient' : 'fatal'
+  if (error instanceof RangeError) return 'fatal' // amqplib: a header table over its buffer
+  const code = codeOf(error)
+  if (typeof code === 'number') return REPLY_CODES[code] ?? 'fatal'
+  for (const [pattern, kind] of BY_TEXT)
+    if (pattern.test(String(code)) || pattern.test(errorText(error))) return kind
+  // a channel gone while its connection lives ('Channel closed', 'Channel ended'), or anything else
+  return 'transient'
 }
 
-/** An error for a failed connection attempt: AUTH_FAILED for a refused login, else CONNECTION_FAILED. */
-export function connectError(
-  error: unknown,
-  where: string,
-  username: string,
-  secrets: readonly string[],
-): MsgkitError {
-  const text = scrub(errorText(error), secrets)
-  const code = (error as { code?: unknown } | null)?.code
-  if (/ACCESS[-_]REFUSED|\b403\b/.test(text)) {
-    return new MsgkitError(
-      ErrorCodes.AUTH_FAILED,
-      `RabbitMQ at ${where} refused the login of user "${username}" (ACCESS_REFUSED). Check the user name and password; note that the guest user may only connect from localhost.`,
-      { details: { where } },
-    )
-  }
-  let hint: string
-  if (code === 'ECONNREFUSED')
-    hint = 'nothing accepts connections there: is RabbitMQ running, and is the port right?'
-  else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') hint = 'the host name does not resolve.'
-  else if (/ETIMEDOUT/.test(text))
-    hint = 'no AMQP handshake in time: a firewall, a wrong port, or an overloaded broker.'
-  else if (/ConnectionClose/.test(text))
-    hint =
-      'the broker closed the connection during the handshake: does the vhost exist, and may this user use it?'
-  else if (/Frame size|Unexpected|frame/i.test(text))
-    hint = 'what answered does not speak AMQP 0-9-1: a wrong port (TLS on 5671, AMQP on 5672)?'
-  else hint = 'check that RabbitMQ is running and reachable.'
-  return new MsgkitError(
-    ErrorCodes.CONNECTION_FAILED,
-    `Could not connect to RabbitMQ at ${where}: ${text}; ${hint}`,
-    {
-      retriable: true,
-      details: { where, ...(typeof code === 'string' ? { errno: code } : {}) },
+/** The error table of one transport; `where(endpoint)` names a host without the password. */
+export function createErrorTable(options: {
+  where(endpoint?: string): string
+  scrub(text: string): string
+}): ErrorTable {
+  return {
+    classify,
+    toError(cause, { operation, topic = '', endpoint }) {
+      if (isMsgkitError(cause)) return cause
+      const kind = classify(cause)
+      const text = errorText(cause)
+      const code = codeOf(cause)
+      const hint = (hints: typeof HINTS) =>
+        hints.find(([p]) => p.test(String(code)) || p.test(text))?.[1] ?? ''
+      const at = options.where(endpoint)
+      const details = { operation, ...(topic ? { topic } : {}), ...(endpoint ? { where: at } : {}), code }
+      const make = (errorCode: ErrorCode, retriable: boolean, message: string) =>
+        new MsgkitError(errorCode, options.scrub(message), { retriable, details })
+      if (kind === 'auth')
+        return make(
+          ErrorCodes.AUTH_FAILED,
+          false,
+          `RabbitMQ at ${at} refused the login (ACCESS_REFUSED). Check the user name and password; note that the guest user may only connect from localhost.`,
+        )
+      if (operation === 'connect' || operation === 'reconnect')
+        return make(
+          ErrorCodes.CONNECTION_FAILED,
+          true,
+          `Could not connect to RabbitMQ at ${at}: ${text}; ${hint(CONNECT_HINTS)}`,
+        )
+      const tooLarge =
+        operation === 'publish' && (code === 311 || /max size|larger than|byte encoding/.test(text))
+      const refused = operation === 'publish' ? ErrorCodes.PUBLISH_REJECTED : ErrorCodes.TRANSPORT_ERROR
+      return make(
+        tooLarge ? ErrorCodes.MESSAGE_TOO_LARGE : refused,
+        kind !== 'fatal' || text === 'message nacked',
+        `RabbitMQ refused to ${operation} ${topic}: ${text}. ${hint(HINTS)}`,
+      )
     },
-  )
-}
-
-/** A declaration that the broker refused, with the likely reason spelled out. */
-export function topologyError(error: unknown, what: string): MsgkitError {
-  const text = errorText(error)
-  const code = replyCode(error)
-  let hint = ''
-  if (code === ReplyCodes.PRECONDITION_FAILED) {
-    hint =
-      ' It already exists with different settings (for example a classic queue while queueType is quorum, or another x-single-active-consumer): delete it, or configure msgkit to match it.'
-  } else if (code === ReplyCodes.ACCESS_REFUSED) hint = ' The user lacks configure permission on this vhost.'
-  return new MsgkitError(ErrorCodes.TRANSPORT_ERROR, `RabbitMQ refused to declare ${what}: ${text}.${hint}`, {
-    cause: error,
-    retriable: code === undefined,
-    details: { what, ...(code === undefined ? {} : { replyCode: code }) },
-  })
+  }
 }

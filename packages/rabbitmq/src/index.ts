@@ -1,6 +1,6 @@
 /**
- * @msgkit/rabbitmq — the msgkit transport for RabbitMQ (AMQP 0-9-1, amqplib).
- * Selected by `amqp://` / `amqps://` URLs or `{ transport: 'rabbitmq' }`.
+ * @msgkit/rabbitmq — the msgkit transport for RabbitMQ (AMQP 0-9-1, amqplib), selected by
+ * `amqp://` / `amqps://` URLs or `{ transport: 'rabbitmq' }`.
  * @packageDocumentation
  */
 import type { TransportDefinition } from '@msgkit/core'
@@ -12,13 +12,9 @@ import {
 } from './config.js'
 import { createRabbitmqTransport } from './transport.js'
 
-export {
-  type RabbitmqTlsOptions,
-  type RabbitmqTransportConfig,
-  rabbitmqConfigSchema,
-  rabbitmqFromUrl,
-} from './config.js'
-export { bindingKey, createNaming, delayBucket, type Naming } from './naming.js'
+export type { RabbitmqTlsOptions, RabbitmqTransportConfig } from './config.js'
+export { rabbitmqConfigSchema, rabbitmqFromUrl } from './config.js'
+export { bindingKey, createNaming, delayBucket, type Naming } from './topology.js'
 export { createRabbitmqTransport, rabbitmqCapabilities } from './transport.js'
 
 /** The RabbitMQ transport definition; core loads it for `amqp://` and `amqps://` URLs. */

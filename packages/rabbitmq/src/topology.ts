@@ -1,162 +1,133 @@
 /**
- * Declares exchanges, queues and bindings idempotently, once per connection. Each declaration
- * runs on a short-lived channel of its own: a refused declaration (406) closes only that
- * channel, never the publishing or consuming ones.
+ * Where topics, groups and delays live on RabbitMQ: names, and their idempotent declaration once per
+ * connection, each on a short-lived channel (a refusal closes only that one), thrown as amqplib raised it.
  */
-import { ErrorCodes, MsgkitError } from '@msgkit/core'
+import { createHash } from 'node:crypto'
 import type { Channel, ChannelModel } from 'amqplib'
 import type { RabbitmqTransportConfig } from './config.js'
-import type { ConnectionManager } from './connection.js'
-import { topologyError } from './errors.js'
-import { bindingKey, type Naming } from './naming.js'
 
-/** Wait queues live at least this long after their last declaration (x-expires). */
-const DELAY_QUEUE_IDLE_MS = 5 * 60 * 1000
-
-export interface Topology {
-  /** the topic exchange, forwarding to the pattern exchange */
-  ensureTopic(topic: string): Promise<void>
-  /** the group queue bound to its topic exchange; returns its name */
-  ensureGroup(topic: string, group: string): Promise<string>
-  /** the pattern queue bound to the pattern exchange; returns its name */
-  ensurePattern(pattern: string, group: string): Promise<string>
-  /** the wait queue for one delay bucket; returns its name */
-  ensureDelay(topic: string, bucketMs: number): Promise<string>
-  /** forget a topic's exchange (deleted behind our back): declare it again next time */
-  forgetTopic(topic: string): void
-  /** forget a queue (deleted behind our back): declare it and its binding again next time */
-  forgetQueue(queue: string): void
+/** Keeps a name within AMQP's 255 bytes; a longer one keeps its start and gets a hash for uniqueness. */
+export function amqpName(name: string): string {
+  if (Buffer.byteLength(name) <= 255) return name
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 16)
+  return `${name.slice(0, 255 - hash.length - 1)}~${hash}`
 }
 
-export function createTopology(
-  config: RabbitmqTransportConfig,
-  naming: Naming,
-  cm: ConnectionManager,
-): Topology {
-  // promise per declaration, valid for one connection generation
-  let cacheGeneration = -1
-  const cache = new Map<string, Promise<void>>()
-  const delayDeclaredAt = new Map<string, number>()
-
-  const groupQueueArguments: Record<string, unknown> = { 'x-queue-type': config.queueType }
-  if (config.singleActiveConsumer) groupQueueArguments['x-single-active-consumer'] = true
-  if (config.queueExpiresMs !== undefined) groupQueueArguments['x-expires'] = config.queueExpiresMs
-
-  const withChannel = async (what: string, work: (channel: Channel) => Promise<unknown>): Promise<void> => {
-    const connection: ChannelModel | undefined = cm.current
-    if (!connection) {
-      throw new MsgkitError(
-        ErrorCodes.TRANSPORT_ERROR,
-        `Cannot declare ${what}: the connection to RabbitMQ is down.`,
-        { retriable: true },
-      )
-    }
-    let channel: Channel
-    try {
-      channel = await connection.createChannel()
-    } catch (error) {
-      throw topologyError(error, what)
-    }
-    channel.on('error', () => {
-      // reported through the failed operation below
-    })
-    try {
-      await work(channel)
-    } catch (error) {
-      throw topologyError(error, what)
-    } finally {
-      await channel.close().catch(() => {})
-    }
+/** Names (DESIGN §5). `:` never occurs in topic names, so msgkit's own objects cannot collide. */
+export function createNaming(prefix: string) {
+  return {
+    /** the durable topic exchange a topic is published to */
+    exchange: (topic: string) => amqpName(`${prefix}${topic}`),
+    /** every topic exchange forwards to it; pattern queues bind there */
+    patternExchange: amqpName(`${prefix}msgkit:topics`),
+    groupQueue: (topic: string, group: string) => amqpName(`${prefix}${topic}.${group}`),
+    patternQueue: (pattern: string, group: string) => amqpName(`${prefix}${pattern}.${group}`),
+    /** holds a topic's messages for `delayMs`, then dead-letters them to the topic's exchange */
+    delayQueue: (topic: string, delayMs: number) => amqpName(`${prefix}msgkit:delay:${delayMs}:${topic}`),
   }
+}
+export type Naming = ReturnType<typeof createNaming>
 
-  /** Runs a declaration once per connection; a failed one is tried again next time. */
-  const once = (key: string, what: string, work: (channel: Channel) => Promise<unknown>): Promise<void> => {
-    if (cacheGeneration !== cm.generation) {
-      cache.clear()
-      cacheGeneration = cm.generation
-    }
+/** A msgkit pattern as a binding key: msgkit's trailing `>` is one or more segments, AMQP's `#` zero or more. */
+export const bindingKey = (pattern: string): string => pattern.replace(/(^|\.)>$/, '$1*.#')
+
+/** Rounds a delay up to two significant digits (2345 → 2400 ms): a bounded set of wait queues, never early. */
+export function delayBucket(delayMs: number): number {
+  const ms = Math.max(1, Math.ceil(delayMs))
+  if (ms < 100) return ms
+  const step = 10 ** (Math.floor(Math.log10(ms)) - 1)
+  return Math.ceil(ms / step) * step
+}
+
+export type Topology = ReturnType<typeof createTopology>
+export function createTopology(config: RabbitmqTransportConfig) {
+  const naming = createNaming(config.prefix)
+  // one promise per declaration and connection; a failed one is tried again next time
+  const declared = new WeakMap<ChannelModel, Map<string, Promise<void>>>()
+  const delayDeclaredAt = new Map<string, number>()
+  const queueArguments: Record<string, unknown> = { 'x-queue-type': config.queueType }
+  if (config.singleActiveConsumer) queueArguments['x-single-active-consumer'] = true
+  if (config.queueExpiresMs !== undefined) queueArguments['x-expires'] = config.queueExpiresMs
+
+  const once = (model: ChannelModel, key: string, work: (ch: Channel) => Promise<unknown>): Promise<void> => {
+    const cache = declared.get(model) ?? new Map<string, Promise<void>>()
+    declared.set(model, cache)
     let pending = cache.get(key)
     if (!pending) {
-      pending = withChannel(what, work)
+      pending = model.createChannel().then(async (channel) => {
+        channel.on('error', () => {}) // the failed operation reports it
+        await work(channel).finally(() => channel.close().catch(() => {}))
+      })
       cache.set(key, pending)
       pending.catch(() => cache.delete(key))
     }
     return pending
   }
 
-  const ensurePatternExchange = (): Promise<void> =>
-    once('pattern-exchange', `exchange ${naming.patternExchange}`, (ch) =>
+  const ensurePatternExchange = (model: ChannelModel) =>
+    once(model, `x:${naming.patternExchange}`, (ch) =>
       ch.assertExchange(naming.patternExchange, 'topic', { durable: true }),
     )
 
-  const ensureTopic = async (topic: string): Promise<void> => {
-    await ensurePatternExchange()
+  const ensureTopic = async (model: ChannelModel, topic: string): Promise<void> => {
+    await ensurePatternExchange(model)
     const exchange = naming.exchange(topic)
-    await once(`exchange:${topic}`, `exchange ${exchange}`, async (ch) => {
+    await once(model, `x:${exchange}`, async (ch) => {
       await ch.assertExchange(exchange, 'topic', { durable: true })
       // every topic also flows to the pattern exchange, so pattern queues see topics created later
       await ch.bindExchange(naming.patternExchange, exchange, '#')
     })
   }
 
+  /** A durable group queue bound to `exchange` with `key`; returns its name. */
+  const ensureQueue = async (model: ChannelModel, queue: string, exchange: string, key: string) => {
+    await once(model, `q:${queue}`, async (ch) => {
+      await ch.assertQueue(queue, { durable: true, arguments: queueArguments })
+      await ch.bindQueue(queue, exchange, key)
+    })
+    return queue
+  }
+
   return {
+    naming,
     ensureTopic,
-
-    async ensureGroup(topic, group) {
-      await ensureTopic(topic)
-      const queue = naming.groupQueue(topic, group)
-      const exchange = naming.exchange(topic)
-      await once(`group:${queue}`, `queue ${queue}`, async (ch) => {
-        await ch.assertQueue(queue, { durable: true, arguments: groupQueueArguments })
-        // '#': whatever is published to the topic's exchange belongs to the topic, whatever its routing key
-        await ch.bindQueue(queue, exchange, '#')
-      })
-      return queue
+    /** the group's queue, bound with '#': whatever is published to the topic's exchange is the topic's */
+    async ensureGroup(model: ChannelModel, topic: string, group: string): Promise<string> {
+      await ensureTopic(model, topic)
+      return ensureQueue(model, naming.groupQueue(topic, group), naming.exchange(topic), '#')
     },
 
-    async ensurePattern(pattern, group) {
-      await ensurePatternExchange()
+    async ensurePattern(model: ChannelModel, pattern: string, group: string): Promise<string> {
+      await ensurePatternExchange(model)
       const queue = naming.patternQueue(pattern, group)
-      await once(`pattern:${queue}`, `queue ${queue}`, async (ch) => {
-        await ch.assertQueue(queue, { durable: true, arguments: groupQueueArguments })
-        await ch.bindQueue(queue, naming.patternExchange, bindingKey(pattern))
-      })
-      return queue
+      return ensureQueue(model, queue, naming.patternExchange, bindingKey(pattern))
     },
 
-    async ensureDelay(topic, bucketMs) {
-      await ensureTopic(topic)
+    /** the (classic) wait queue of one delay bucket: TTL, then dead-lettered to the topic's exchange */
+    async ensureDelay(model: ChannelModel, topic: string, bucketMs: number): Promise<string> {
+      await ensureTopic(model, topic)
       const queue = naming.delayQueue(topic, bucketMs)
-      const idleMs = 2 * bucketMs + DELAY_QUEUE_IDLE_MS
+      const idleMs = 2 * bucketMs + 5 * 60_000 // x-expires after the last declaration
       // publishing does not count as use for x-expires: declare again well before it could expire
-      const last = delayDeclaredAt.get(queue) ?? 0
-      if (Date.now() - last > idleMs / 4) {
-        cache.delete(`delay:${queue}`)
+      if (Date.now() - (delayDeclaredAt.get(queue) ?? 0) > idleMs / 4) {
+        declared.get(model)?.delete(`q:${queue}`)
         delayDeclaredAt.set(queue, Date.now())
       }
-      await once(`delay:${queue}`, `delay queue ${queue}`, (ch) =>
-        ch.assertQueue(queue, {
-          durable: true,
-          arguments: {
-            // classic: a wait queue needs TTL + dead-lettering, nothing else
-            'x-queue-type': 'classic',
-            'x-message-ttl': bucketMs,
-            'x-dead-letter-exchange': naming.exchange(topic),
-            'x-dead-letter-routing-key': topic,
-            'x-expires': idleMs,
-          },
-        }),
-      )
+      const args = {
+        'x-queue-type': 'classic',
+        'x-message-ttl': bucketMs,
+        'x-dead-letter-exchange': naming.exchange(topic),
+        'x-dead-letter-routing-key': topic,
+        'x-expires': idleMs,
+      }
+      await once(model, `q:${queue}`, (ch) => ch.assertQueue(queue, { durable: true, arguments: args }))
       return queue
     },
 
-    forgetTopic(topic) {
-      cache.delete(`exchange:${topic}`)
-    },
-
-    forgetQueue(queue) {
-      cache.delete(`group:${queue}`)
-      cache.delete(`pattern:${queue}`)
+    /** forget an exchange or queue (deleted behind our back): declare it again next time */
+    forget(model: ChannelModel, name: string): void {
+      declared.get(model)?.delete(`x:${name}`)
+      declared.get(model)?.delete(`q:${name}`)
     },
   }
 }

@@ -1,151 +1,117 @@
-/** The RabbitMQ transport: wires connection, topology, publisher and subscribers into the SPI. */
-import {
-  assertGroupName,
-  assertPattern,
-  assertTopicName,
-  type Capabilities,
-  ErrorCodes,
-  MsgkitError,
-  type Transport,
-  type TransportContext,
-} from '@msgkit/core'
-import type { RabbitmqTransportConfig } from './config.js'
-import { createConnectionManager } from './connection.js'
-import { MAX_ENCODED_HEADER_BYTES } from './message.js'
-import { createNaming } from './naming.js'
+/**
+ * The RabbitMQ transport: the kit's supervisor over amqplib connections (a `ChannelModel` is a session,
+ * its 'close' reports the loss), topology, publisher and consumers. Core validates names and options.
+ */
+import { type Capabilities, type Transport, type TransportContext, withTimeout } from '@msgkit/core'
+import { closedError, createSupervisor } from '@msgkit/core/adapter'
+import amqp, { type ChannelModel } from 'amqplib'
+import { connectOptions, type RabbitmqTransportConfig } from './config.js'
+import { createErrorTable, errorText } from './errors.js'
+import { MAX_HEADER_BYTES } from './mapping.js'
 import { createPublisher } from './publisher.js'
 import { createSubscriber, type Subscriber } from './subscriber.js'
 import { createTopology } from './topology.js'
 
-/** What RabbitMQ does natively, given the config. */
+/** What RabbitMQ does natively, given the config (docs/brokers/rabbitmq.md says why). */
 export function rabbitmqCapabilities(config: RabbitmqTransportConfig): Capabilities {
   return {
-    // durable exchanges and queues, persistent messages, publisher confirms
     persistence: true,
-    // one queue per group, each bound to the topic exchange
     fanout: true,
-    // a queue is FIFO; core keeps per-key order among its concurrent handlers (see docs for several instances)
-    // one queue per group: one member keeps a key in order; several members interleave it unless one is active
+    // a queue is FIFO, but members of a group share it, unless one single active consumer takes all
     orderedKeys: config.singleActiveConsumer ? 'group' : 'consumer',
-    // per-delay wait queues: TTL, then dead-lettered to the topic exchange
     delay: config.maxDelayMs > 0 ? { maxMs: config.maxDelayMs } : false,
-    // topic exchanges forward to one pattern exchange; `*` and `>` become binding keys
     patterns: true,
     maxMessageBytes: config.maxMessageBytes,
-    // counted as core counts (name + value bytes); the encoded table must also fit amqplib's 64 KiB buffer
-    maxHeaderBytes: Math.min(32 * 1024, MAX_ENCODED_HEADER_BYTES),
-    // core sends dead letters to `<topic>.<group>.dlq`, a topic like any other
+    maxHeaderBytes: MAX_HEADER_BYTES,
     deadLetter: true,
     // quorum queues carry x-delivery-count; classic queues only the redelivered flag
     deliveryCount: config.queueType === 'quorum' ? 'exact' : 'flag',
-    // not yet: mandatory + basic.return (issue 8)
-    unroutable: false,
+    // mandatory + basic.return
+    unroutable: true,
   }
 }
 
 /** Creates a RabbitMQ transport (not yet connected). */
-export function createRabbitmqTransport(config: RabbitmqTransportConfig, ctx: TransportContext): Transport {
-  const cm = createConnectionManager(config, ctx)
-  const naming = createNaming(config.prefix)
-  const topology = createTopology(config, naming, cm)
-  const publisher = createPublisher(config, naming, topology, cm)
+export function createRabbitmqTransport(
+  config: RabbitmqTransportConfig,
+  context: TransportContext,
+): Transport {
+  const options = connectOptions(config)
+  const where = (endpoint = options.endpoints.join(',')) =>
+    `${options.connect(0).protocol}://${encodeURIComponent(config.username)}@${endpoint}/${config.vhost === '/' ? '' : encodeURIComponent(config.vhost)}`
+  const errors = createErrorTable({ where, scrub: context.scrub })
+  const { initialDelayMs, maxDelayMs, multiplier, jitter } = config.reconnect
+  const supervisor = createSupervisor<ChannelModel>({
+    name: 'rabbitmq',
+    context,
+    errors,
+    backoff: { initialMs: initialDelayMs, maxMs: maxDelayMs, multiplier, jitter },
+    driver: {
+      endpoints: options.endpoints,
+      async open(index) {
+        const model = await amqp.connect(options.connect(index), options.socket)
+        const log = context.logger
+        // 'error' is always followed by 'close'
+        model.on('error', (e: unknown) => log.debug({ err: context.scrub(errorText(e)) }, 'rabbitmq error'))
+        model.on('blocked', (why: unknown) =>
+          log.warn({ why: String(why) }, 'rabbitmq blocks publishing (alarm)'),
+        )
+        model.on('unblocked', () => log.info({}, 'rabbitmq unblocked publishing'))
+        model.on('close', (error?: unknown) => supervisor.lost(model, error))
+        return model
+      },
+      async close(model) {
+        // a polite close, but a frozen broker never sends close-ok
+        await withTimeout(model.close(), 3_000, () => new Error('no close-ok')).catch(() => {
+          ;(model.connection as unknown as { stream?: { destroy(): void } }).stream?.destroy()
+        })
+      },
+    },
+  })
+  const topology = createTopology(config)
+  const publisher = createPublisher(topology, supervisor, errors)
   const subscribers = new Set<Subscriber>()
   let closing: Promise<void> | undefined
-
-  cm.onRestore(async (connection) => {
-    const failures: unknown[] = []
-    await Promise.all(
-      [...subscribers].map((s) =>
-        s.restore(connection).catch((error: unknown) => {
-          failures.push(error)
-        }),
-      ),
-    )
-    if (failures.length > 0) throw failures[0]
-  })
-
+  /** Declarations and consumers wait for the connection through an outage, this long. */
+  const waitDeadline = (): number => Date.now() + config.connectTimeoutMs + config.reconnect.maxDelayMs * 5
   const assertOpen = (): void => {
-    if (closing || cm.closed) throw new MsgkitError(ErrorCodes.CLOSED, 'This RabbitMQ transport is closed.')
-  }
-
-  /** Declarations need the connection; during an outage wait for it (bounded). */
-  const whenUp = async (what: string): Promise<void> => {
-    await cm.waitUp(
-      Date.now() + config.connectTimeoutMs + config.reconnect.maxDelayMs * 5,
-      () =>
-        new MsgkitError(
-          ErrorCodes.TRANSPORT_ERROR,
-          `Cannot ${what}: RabbitMQ at ${cm.where} is unreachable.`,
-          { retriable: true },
-        ),
-    )
+    if (closing) throw closedError('rabbitmq')
   }
 
   return {
     name: 'rabbitmq',
     capabilities: rabbitmqCapabilities(config),
-
-    connect: () => cm.connect(),
-
-    async send(topic, messages, options) {
-      assertOpen()
-      if (messages.length === 0) return
-      await publisher.send(topic, messages, options)
-    },
-
+    connect: () => supervisor.connect().then(() => {}),
+    // after close() the outbox refuses with MSGKIT_CLOSED
+    send: (topic, messages, sendOptions) => publisher.send(topic, messages, sendOptions),
     async provision(topic, group) {
       assertOpen()
-      assertTopicName(topic)
-      assertGroupName(group)
-      await whenUp(`provision group ${group} of ${topic}`)
-      await topology.ensureGroup(topic, group)
+      await supervisor.perform({ operation: 'provision', topic }, waitDeadline(), (model) =>
+        topology.ensureGroup(model, topic, group),
+      )
     },
-
     async subscribe(request, onDelivery) {
       assertOpen()
-      if ((request.topic === undefined) === (request.pattern === undefined)) {
-        throw new MsgkitError(
-          ErrorCodes.INVALID_ARGUMENT,
-          'subscribe needs exactly one of topic and pattern.',
-        )
-      }
-      if (request.topic !== undefined) assertTopicName(request.topic)
-      else assertPattern(request.pattern as string)
-      assertGroupName(request.group)
-      if (!Number.isInteger(request.prefetch) || request.prefetch < 1 || request.prefetch > 65_535) {
-        throw new MsgkitError(
-          ErrorCodes.INVALID_ARGUMENT,
-          `prefetch must be an integer from 1 to 65535 (got ${request.prefetch}).`,
-        )
-      }
-      await whenUp(`subscribe to ${request.topic ?? request.pattern}`)
       const subscriber = createSubscriber(request, onDelivery, {
-        config,
-        naming,
         topology,
-        cm,
-        ctx,
+        supervisor,
+        context,
+        countsDeliveries: config.queueType === 'quorum',
         onClosed: () => subscribers.delete(subscriber),
       })
       subscribers.add(subscriber)
-      const generation = cm.generation
-      try {
-        await subscriber.start()
-      } catch (error) {
-        // the connection dropped while we were starting: the reconnect restores this consumer
-        const lostConnection = cm.generation !== generation || cm.current === undefined
-        if (lostConnection && !cm.closed) return subscriber
-        await subscriber.close().catch(() => {})
+      const what = { operation: 'subscribe', topic: request.topic ?? request.pattern }
+      await supervisor.perform(what, waitDeadline(), subscriber.start).catch(async (error: unknown) => {
+        await subscriber.close()
         throw error
-      }
+      })
       return subscriber
     },
-
     close() {
       closing ??= (async () => {
         await Promise.allSettled([...subscribers].map((s) => s.close()))
         await publisher.close()
-        await cm.close()
+        await supervisor.close()
       })()
       return closing
     },

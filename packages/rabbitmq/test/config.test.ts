@@ -1,6 +1,6 @@
 import { parseBrokerUrl } from '@msgkit/core'
 import { describe, expect, it } from 'vitest'
-import { rabbitmqConfigSchema, rabbitmqFromUrl } from '../src/config.js'
+import { connectOptions, rabbitmqConfigSchema, rabbitmqFromUrl } from '../src/config.js'
 import rabbitmqTransport from '../src/index.js'
 
 const fromUrl = (url: string) => rabbitmqConfigSchema.parse(rabbitmqFromUrl(parseBrokerUrl(url)))
@@ -82,5 +82,28 @@ describe('rabbitmq config', () => {
 
   it('refuses a prefix RabbitMQ reserves', () => {
     expect(rabbitmqConfigSchema.safeParse({ prefix: 'amq.x' }).success).toBe(false)
+  })
+
+  it('builds amqplib connect options per host: default ports, TLS material, no password in the labels', () => {
+    const plain = connectOptions(fromUrl('amqp://app:s3cret@rabbit-1:5673,rabbit-2/orders?frame_max=65536'))
+    expect(plain.endpoints).toEqual(['rabbit-1:5673', 'rabbit-2:5672'])
+    expect(plain.connect(1)).toMatchObject({
+      protocol: 'amqp',
+      hostname: 'rabbit-2',
+      port: 5672,
+      username: 'app',
+      password: 's3cret',
+      vhost: 'orders',
+      frameMax: 65536,
+    })
+    const tls = connectOptions(
+      rabbitmqConfigSchema.parse({ tls: { ca: 'CA', key: 'KEY', passphrase: 'pw', servername: 'r' } }),
+    )
+    expect(tls.endpoints).toEqual(['localhost:5671'])
+    expect(tls.connect(0).protocol).toBe('amqps')
+    expect(tls.socket).toMatchObject({ ca: ['CA'], key: 'KEY', passphrase: 'pw', servername: 'r' })
+    expect(rabbitmqTransport.secretFields).toEqual(
+      expect.arrayContaining(['password', 'tls.passphrase', 'tls.key']),
+    )
   })
 })

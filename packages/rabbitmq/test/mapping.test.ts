@@ -1,8 +1,14 @@
 import { ErrorCodes, WireHeaders } from '@msgkit/core'
 import type { ConsumeMessage } from 'amqplib'
 import { describe, expect, it } from 'vitest'
-import { prepareMessage, toTransportMessage } from '../src/message.js'
-import { amqpName, bindingKey, createNaming, delayBucket } from '../src/naming.js'
+import {
+  AMQPLIB_TABLE_BYTES,
+  encodedHeaderBytes,
+  MAX_HEADER_BYTES,
+  toTransportMessage,
+  toWire,
+} from '../src/mapping.js'
+import { amqpName, bindingKey, createNaming, delayBucket } from '../src/topology.js'
 
 function consumed(
   headers: Record<string, unknown>,
@@ -60,7 +66,8 @@ describe('outgoing messages', () => {
   }
 
   it('are persistent, carry id/timestamp/content-type natively and everything in headers', () => {
-    const p = prepareMessage('t', { ...base, key: 'k' }, 1024)
+    const p = toWire('t', { ...base, key: 'k' }, 0)
+    expect(p.options.mandatory).toBeUndefined()
     expect(p.options).toMatchObject({
       persistent: true,
       messageId: 'id-1',
@@ -76,18 +83,35 @@ describe('outgoing messages', () => {
     expect([...p.content]).toEqual([1, 2])
   })
 
-  it('reject a body over maxMessageBytes and a header table amqplib cannot encode, before the wire', () => {
-    expect(() => prepareMessage('t', base, 1)).toThrow(
-      expect.objectContaining({ code: ErrorCodes.MESSAGE_TOO_LARGE }),
-    )
+  it('go out mandatory when the send asks about unroutable messages, and keep their delay bucket', () => {
+    const returned: string[] = []
+    const p = toWire('t', base, 2400, returned)
+    expect(p.options.mandatory).toBe(true)
+    expect(p.returned).toBe(returned)
+    expect(p.bucket).toBe(2400)
+  })
+
+  it('reject a header table amqplib cannot encode, and a name over 255 bytes, before the wire', () => {
     const headers: Record<string, string> = {}
     for (let i = 0; i < 20_000; i++) headers[`h${i}`] = ''
-    expect(() => prepareMessage('t', { ...base, headers }, 1024)).toThrow(
+    expect(() => toWire('t', { ...base, headers }, 0)).toThrow(
       expect.objectContaining({ code: ErrorCodes.MESSAGE_TOO_LARGE }),
     )
-    expect(() => prepareMessage('t', { ...base, headers: { ['n'.repeat(256)]: 'v' } }, 1024)).toThrow(
+    expect(() => toWire('t', { ...base, headers: { ['n'.repeat(256)]: 'v' } }, 0)).toThrow(
       expect.objectContaining({ code: ErrorCodes.INVALID_ARGUMENT }),
     )
+  })
+
+  it('count the encoded table as amqplib does: 4 + per header 6 + name + value bytes', () => {
+    expect(encodedHeaderBytes({})).toBe(4)
+    expect(encodedHeaderBytes({ ab: 'cde', é: '' })).toBe(4 + 6 + 2 + 3 + 6 + 2)
+  })
+
+  it("fit maxHeaderBytes (as core counts it) into amqplib's buffer for up to 682 headers", () => {
+    // core counts name + value bytes; the encoding adds 6 per header and 4 for the table
+    expect(AMQPLIB_TABLE_BYTES - 4 - MAX_HEADER_BYTES).toBeGreaterThanOrEqual(6 * 682)
+    const single = { ...base, headers: { big: 'h'.repeat(MAX_HEADER_BYTES - 200) } }
+    expect(() => toWire('t', single, 0)).not.toThrow()
   })
 })
 

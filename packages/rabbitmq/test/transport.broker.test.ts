@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import {
+  createMessaging,
   type Delivery,
   ErrorCodes,
   type OutgoingMessage,
@@ -18,7 +19,9 @@ import { startTcpProxy, type TcpProxy } from '@msgkit/testkit'
 import amqp, { type ChannelModel } from 'amqplib'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { rabbitmqConfigSchema } from '../src/config.js'
+import { MAX_HEADER_BYTES } from '../src/mapping.js'
 import { createRabbitmqTransport } from '../src/transport.js'
+import { publishRawFrames } from './support/raw-publish.js'
 
 const brokerUrl = process.env.MSGKIT_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672'
 const broker = parseBrokerUrl(brokerUrl)
@@ -267,4 +270,158 @@ describe('rabbitmq connection recovery', () => {
     await transport.send(topic, [message('after exchange')], { deadline: Date.now() + 5_000 })
     await onAdminChannel((ch) => ch.checkExchange(topic))
   })
+})
+
+describe('rabbitmq publish batches', () => {
+  it('a batch across two topics, one exchange deleted behind our back: all confirmed, none lost or doubled', async () => {
+    const transport = await open()
+    const [gone, fine] = [`t-${randomUUID()}`, `t-${randomUUID()}`]
+    const got: string[] = []
+    await transport.subscribe({ topic: fine, group: 'g', prefetch: 50 }, async (d) => {
+      got.push(Buffer.from(d.message.body).toString())
+      await d.ack()
+    })
+    // warm the topology cache, then delete one exchange: its next publish closes the channel (404)
+    await transport.send(gone, [message('warm')], { deadline: Date.now() + 5_000 })
+    await onAdminChannel((ch) => ch.deleteExchange(gone))
+    // sent at once, these share the outbox's next batches on one confirm channel
+    const sent = Array.from({ length: 20 }, (_, i) => `${i % 2 ? 'fine' : 'gone'}-${i}`)
+    await Promise.all(
+      sent.map((body) =>
+        transport.send(body.startsWith('fine') ? fine : gone, [message(body)], {
+          deadline: Date.now() + 10_000,
+        }),
+      ),
+    )
+    await until(() => got.length >= 10, "fine's 10 messages")
+    await sleep(500)
+    expect(got.sort()).toEqual(sent.filter((b) => b.startsWith('fine')).sort())
+    // declared again by the retry (a group queue bound to the old exchange lost its binding with it)
+    await onAdminChannel((ch) => ch.checkExchange(gone))
+  })
+})
+
+describe('rabbitmq unroutable publishes (mandatory + basic.return)', () => {
+  it('the broker returns an unroutable mandatory message before it acks it', async () => {
+    const ch = await admin.createConfirmChannel()
+    const exchange = `t-${randomUUID()}`
+    const queue = `${exchange}.q`
+    try {
+      await ch.assertExchange(exchange, 'topic', { durable: false, autoDelete: true })
+      await ch.assertQueue(queue, { durable: false, arguments: { 'x-expires': 60_000 } })
+      await ch.bindQueue(queue, exchange, 'routed')
+      const order: string[] = []
+      ch.on('return', (m) => order.push(`return ${m.properties.messageId}`))
+      await Promise.all(
+        ['lost', 'routed'].map(
+          (key) =>
+            new Promise<void>((resolve) =>
+              ch.publish(exchange, key, Buffer.from('x'), { mandatory: true, messageId: key }, () => {
+                order.push(`ack ${key}`)
+                resolve()
+              }),
+            ),
+        ),
+      )
+      expect(order.indexOf('return lost')).toBeGreaterThanOrEqual(0)
+      expect(order.indexOf('return lost')).toBeLessThan(order.indexOf('ack lost'))
+      expect(order).not.toContain('return routed')
+    } finally {
+      await ch.deleteQueue(queue).catch(() => {})
+      await ch.close().catch(() => {})
+    }
+  })
+
+  it('detectUnroutable: rejects MSGKIT_UNROUTABLE with the ids once all are confirmed; routed sends resolve', async () => {
+    const transport = await open()
+    const topic = `t-${randomUUID()}`
+    const lost = [message('a'), message('b'), message('c')]
+    const error = await transport
+      .send(topic, lost, { deadline: Date.now() + 5_000, detectUnroutable: true })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect(error).toMatchObject({
+      code: ErrorCodes.UNROUTABLE,
+      details: { topic, ids: lost.map((m) => m.id) },
+    })
+    // without the option: confirmed and silently dropped, as before
+    await transport.send(topic, [message('d')], { deadline: Date.now() + 5_000 })
+    await transport.provision(topic, 'g')
+    await transport.send(topic, [message('e')], { deadline: Date.now() + 5_000, detectUnroutable: true })
+  })
+})
+
+describe('rabbitmq limits', () => {
+  it('headers up to maxHeaderBytes (msgkit headers counted) arrive intact; one byte more is refused', async () => {
+    const messaging = await createMessaging(
+      `${brokerUrl}${brokerUrl.includes('?') ? '&' : '?'}queueExpiresMs=600000`,
+    )
+    try {
+      expect(messaging.capabilities.maxHeaderBytes).toBe(MAX_HEADER_BYTES)
+      const topic = `t-${randomUUID()}`
+      const got: Array<Record<string, string>> = []
+      await messaging.subscribe(topic, { group: 'g' }, (m) => {
+        got.push(m.headers)
+      })
+      // what core adds: msgkit-id (a uuid), msgkit-timestamp (13 digits), msgkit-content-type
+      const own =
+        'msgkit-id'.length +
+        36 +
+        'msgkit-timestamp'.length +
+        13 +
+        'msgkit-content-type'.length +
+        'application/json'.length
+      const fits = 'h'.repeat(MAX_HEADER_BYTES - own - 'big'.length)
+      await messaging.publish(topic, { n: 1 }, { headers: { big: fits } })
+      await until(() => got.length === 1, 'the message with the largest headers')
+      expect(got[0]?.big).toBe(fits)
+      await expect(
+        messaging.publish(topic, { n: 2 }, { headers: { big: `${fits}h` } }),
+      ).rejects.toMatchObject({
+        code: ErrorCodes.MESSAGE_TOO_LARGE,
+      })
+    } finally {
+      await messaging.close()
+    }
+  })
+
+  it("RabbitMQ takes a foreign content header up to frame_max, past amqplib's 64 KiB", async () => {
+    const transport = await open()
+    const topic = `t-${randomUUID()}`
+    const got: Delivery[] = []
+    await transport.subscribe({ topic, group: 'g', prefetch: 5 }, async (d) => {
+      got.push(d)
+      await d.ack()
+    })
+    await publishRawFrames(brokerUrl, topic, topic, Buffer.from('{}'), { huge: 'h'.repeat(130_000) })
+    await until(() => got.length === 1, 'the foreign message with a 130,000-byte header')
+    expect(got[0]?.message.headers.huge?.length).toBe(130_000)
+    // over frame_max (131,072): RabbitMQ closes the connection (FRAME_ERROR)
+    await expect(
+      publishRawFrames(brokerUrl, topic, topic, Buffer.from('{}'), { huge: 'h'.repeat(140_000) }),
+    ).rejects.toThrow()
+  })
+})
+
+describe('rabbitmq errors across several hosts', () => {
+  for (const hosts of ['127.0.0.1:5999,127.0.0.1:5672', '127.0.0.1:5672,127.0.0.1:5999']) {
+    it(`a refused login wins over a dead port: ${hosts}`, async () => {
+      const target = `${broker.hosts[0]?.host ?? '127.0.0.1'}:${broker.hosts[0]?.port ?? 5672}`
+      const url = `amqp://guest:WRONG-pw-4711@${hosts.replace('127.0.0.1:5672', target)}`
+      const error = await createMessaging(url).then(
+        async (m) => {
+          await m.close()
+          return undefined
+        },
+        (e: unknown) => e as { code: string; retriable: boolean; message: string },
+      )
+      expect(error).toMatchObject({ code: ErrorCodes.AUTH_FAILED, retriable: false })
+      // what each host said, and never the password
+      expect(error?.message).toMatch(/ACCESS_REFUSED/)
+      expect(error?.message).toMatch(/127\.0\.0\.1:5999: .*ECONNREFUSED/)
+      expect(error?.message).not.toContain('WRONG-pw-4711')
+    })
+  }
 })
