@@ -118,12 +118,16 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   })
   // where the broker keeps no exact delivery count, core counts (see delivery-count.ts)
   const countMode = transport.capabilities.deliveryCount
+  // Core counts the times a handler started on a message where the broker keeps no exact count,
+  // and wherever a shared store is configured: then a message that was only prefetched by a
+  // consumer that crashed is not blamed for the crash (a broker's count includes such give-backs).
+  const coreCounts = countMode !== 'exact' || deps.deliveryCounter.shared
   const countKey = (id: string): string => `deliveries:${group}:${id}`
 
   /** The message is done with (handled, dead-lettered or dropped): settle it and forget its count. */
   const finish = async (delivery: Delivery, acked: boolean): Promise<void> => {
     if (!acked) await settle(delivery, 'ack')
-    if (countMode !== 'exact') {
+    if (coreCounts) {
       try {
         await deps.deliveryCounter.forget(countKey(delivery.message.id))
       } catch (error) {
@@ -197,9 +201,9 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   /** This delivery's number, counted by the broker or (capability deliveryCount) by core. */
   const deliveryNumber = async (delivery: Delivery): Promise<number> => {
     const raw = delivery.message
-    if (countMode === 'exact') return Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1))
-    // a flag-only broker's first deliveries cost nothing: only redeliveries are counted
-    if (countMode === 'flag' && !raw.redelivered) return 1
+    if (!coreCounts) return Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1))
+    // a first delivery costs nothing where the broker can say it is one: only redeliveries are counted
+    if (countMode !== 'none' && !raw.redelivered && (raw.attempt ?? 1) <= 1) return 1
     const floor = raw.redelivered ? 2 : 1
     try {
       return await deps.deliveryCounter.count(countKey(raw.id), floor)
