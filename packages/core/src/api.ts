@@ -230,10 +230,37 @@ export interface Messaging extends Producer {
   close(options?: CloseOptions): Promise<void>
 }
 
+/**
+ * OpenTelemetry settings (docs/observability.md). Tracing and metrics need the optional peer
+ * `@opentelemetry/api`; without it, or with `telemetry: false`, core records nothing and only passes
+ * a `traceparent` header along. The provider types are structural so this package's types do not
+ * depend on `@opentelemetry/api`: pass a `TracerProvider` / `MeterProvider` from it.
+ */
+export interface TelemetryOptions {
+  /** where spans go (default: the global one, `trace.getTracerProvider()`) */
+  tracerProvider?: { getTracer(name: string, version?: string, options?: object): unknown }
+  /** where metrics go (default: the global one, `metrics.getMeterProvider()`, read once at createMessaging) */
+  meterProvider?: { getMeter(name: string, version?: string, options?: object): unknown }
+  /**
+   * `process` spans are children of the message's creation context (the producer's `send` or
+   * `create` span) and also link to it (default `'parent'`); `'link'` makes them roots that only link
+   * to it, the conventions' default for consumers that want one trace per processing.
+   */
+  processContext?: 'parent' | 'link'
+  /** `publishBatch`: a `create` span per message, linked from one `send` span (default true, as the conventions recommend) */
+  createSpans?: boolean
+  /** `ack` / `nack` spans (operation type `settle`) and their durations (default false) */
+  settleSpans?: boolean
+  /** record `messaging.message.body.size` (Opt-In in the conventions; default false) */
+  bodySize?: boolean
+}
+
 export interface MessagingOptions {
   logger?: Logger
   /** default codec for topics without one (default: JSON, bytes and strings pass through) */
   codec?: Codec
   publish?: { timeoutMs?: number; unroutable?: UnroutablePolicy }
   idempotencyStore?: IdempotencyStore
+  /** OpenTelemetry traces and metrics (docs/observability.md); false = off even with the API installed */
+  telemetry?: TelemetryOptions | false
 }

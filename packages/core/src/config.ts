@@ -14,9 +14,32 @@ export type MessagingConfig = {
 } & MessagingOptions &
   Record<string, unknown>
 
-const CORE_KEYS = ['transport', 'logger', 'codec', 'publish', 'idempotencyStore'] as const
+const CORE_KEYS = ['transport', 'logger', 'codec', 'publish', 'idempotencyStore', 'telemetry'] as const
+
+const providerOf = (method: string, what: string) =>
+  z.custom<unknown>(
+    (v) =>
+      v === undefined ||
+      (typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[method] === 'function'),
+    { message: `${what} must have a ${method}() method (an OpenTelemetry ${what})` },
+  )
+
+const telemetrySchema = z.union([
+  z.literal(false),
+  z
+    .object({
+      tracerProvider: providerOf('getTracer', 'TracerProvider').optional(),
+      meterProvider: providerOf('getMeter', 'MeterProvider').optional(),
+      processContext: z.enum(['parent', 'link']).optional(),
+      createSpans: z.boolean().optional(),
+      settleSpans: z.boolean().optional(),
+      bodySize: z.boolean().optional(),
+    })
+    .strict(),
+])
 
 const coreOptionsSchema = z.object({
+  telemetry: telemetrySchema.optional(),
   publish: z
     .object({
       timeoutMs: z.number().int().positive().max(3_600_000).optional(),

@@ -14,6 +14,7 @@ import type { Logger } from './logger.js'
 import { deadLetterTopicOf, patternToRegExp } from './names.js'
 import { backoffDelay, sleep } from './retry.js'
 import type { Delivery, Headers, Transport, TransportSubscription } from './spi.js'
+import type { DeliveryTrace, ProcessTrace, SubscriptionTrace, Telemetry } from './telemetry/telemetry.js'
 import { describeSchemaIssues } from './topics.js'
 import { runWithTraceparent } from './tracing.js'
 import { isReservedHeader, WireHeaders } from './wire.js'
@@ -29,6 +30,8 @@ export interface ConsumerDeps {
   /** called once the subscription has fully closed */
   onClosed: () => void
   publishDeadline: () => number
+  /** OpenTelemetry spans and metrics (`telemetryOff` when not installed or disabled) */
+  telemetry: Telemetry
 }
 
 export interface ConsumerSpec<T> {
@@ -70,6 +73,20 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   const prefetch = options.prefetch ?? Math.min(1000, Math.max(16, concurrency * 8))
   const codec = spec.codec ?? deps.codec
   const name = spec.topic ?? spec.pattern ?? ''
+  const telemetry = deps.telemetry
+  let traces: SubscriptionTrace | undefined
+  /** the subscription's instruments while telemetry records something (asked per delivery) */
+  const tracing = (): SubscriptionTrace | undefined => {
+    if (!telemetry.on) return undefined
+    traces ??= telemetry.subscription({
+      group,
+      ...(spec.topic !== undefined ? { topic: spec.topic } : {}),
+      ...(spec.pattern !== undefined ? { pattern: spec.pattern } : {}),
+    })
+    return traces
+  }
+  /** each delivery's trace (telemetry on), for its settle span */
+  const traceOf = new WeakMap<Delivery, DeliveryTrace>()
 
   const pending: Pending[] = []
   const busyKeys = new Set<string>()
@@ -102,7 +119,15 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
 
   const settle = async (delivery: Delivery, how: 'ack' | 'requeue'): Promise<void> => {
     try {
-      if (how === 'ack') await delivery.ack()
+      const trace = traces ? traceOf.get(delivery) : undefined
+      if (trace) {
+        // the driver's own instrumentation stays quiet under msgkit's spans
+        const call = (): Promise<void> =>
+          telemetry.driver(() => (how === 'ack' ? delivery.ack() : delivery.nack({ requeue: true })))
+        await trace.settle(how === 'ack' ? 'ack' : 'nack', call)
+      } else if (telemetry.on) {
+        await telemetry.driver(() => (how === 'ack' ? delivery.ack() : delivery.nack({ requeue: true })))
+      } else if (how === 'ack') await delivery.ack()
       else await delivery.nack({ requeue: true })
     } catch (error) {
       // the broker will redeliver an unacked message: at-least-once holds, report and go on
@@ -143,6 +168,8 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     error: unknown,
     attempts: number,
     acked: boolean,
+    /** the process span this happens in (telemetry on) */
+    trace?: ProcessTrace,
   ): Promise<void> => {
     const m = delivery.message
     if (!deadLetter) {
@@ -150,6 +177,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
         { topic: m.topic, group, id: m.id, reason, err: describeError(error) },
         'message dropped (dead letters are off)',
       )
+      trace?.rejected(error, reason, 'off', undefined)
       return finish(delivery, acked)
     }
     const dlTopic = deadLetterTopicFor(m.topic)
@@ -161,6 +189,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       error,
       attempts,
     })
+    trace?.rejected(error, reason, outcome, dlTopic)
     if (outcome === 'retry') {
       // the broker is away: the message stays where it is and comes back
       reportError(
@@ -215,6 +244,12 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
 
   const handle = async (delivery: Delivery): Promise<void> => {
     const raw = delivery.message
+    let dt: DeliveryTrace | undefined
+    const subscriptionTrace = tracing()
+    if (subscriptionTrace) {
+      dt = subscriptionTrace.delivery(raw)
+      traceOf.set(delivery, dt)
+    }
     let acked = false
     if (atMostOnce) {
       await settle(delivery, 'ack')
@@ -227,7 +262,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     try {
       body = codec.decode(raw.body, raw.headers[WireHeaders.contentType])
     } catch (error) {
-      return reject(delivery, 'decode-failed', error, 1, acked)
+      return reject(delivery, 'decode-failed', error, 1, acked, dt?.process(1))
     }
     if (spec.schema) {
       const result = spec.schema.safeParse(body)
@@ -236,7 +271,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
           ErrorCodes.SCHEMA_INVALID,
           `Message body does not match the topic's schema: ${describeSchemaIssues(result.error)}`,
         )
-        return reject(delivery, 'schema-invalid', error, 1, acked)
+        return reject(delivery, 'schema-invalid', error, 1, acked, dt?.process(1))
       }
       body = result.data
     }
@@ -281,24 +316,28 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
             new Error(`delivered ${message.attempt} times, more than the ${maxAttempts} attempts allowed`),
             message.attempt - 1,
             acked,
+            dt?.process(message.attempt),
           )
         }
         let error: unknown
         let failed = false
+        const pt = dt?.process(message.attempt)
         try {
-          await runWithTraceparent(userHeaders.traceparent, () =>
-            handler({ ...message, headers: { ...message.headers } }, { signal: abort.signal }),
-          )
+          const call = () =>
+            handler({ ...message, headers: { ...message.headers } }, { signal: abort.signal })
+          await (pt ? pt.run(call) : runWithTraceparent(userHeaders.traceparent, call))
         } catch (e) {
           failed = true
           error = e
         }
         if (failed && abort.signal.aborted) {
           // close() gave up on this handler: give the message back for redelivery
+          pt?.failed(error)
           if (!acked) await settle(delivery, 'requeue')
           return
         }
         if (!failed) {
+          pt?.succeeded()
           if (idemKey) {
             try {
               await store.add(idemKey, idemTtl)
@@ -308,9 +347,9 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
           }
           return finish(delivery, acked)
         }
-        if (isNonRetryable(error)) return reject(delivery, 'non-retryable', error, message.attempt, acked)
+        if (isNonRetryable(error)) return reject(delivery, 'non-retryable', error, message.attempt, acked, pt)
         if (message.attempt >= maxAttempts)
-          return reject(delivery, 'handler-failed', error, message.attempt, acked)
+          return reject(delivery, 'handler-failed', error, message.attempt, acked, pt)
         const delayMs = backoffDelay(message.attempt, backoff)
         logger.warn(
           {
@@ -323,6 +362,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
           },
           'handler failed; retrying',
         )
+        pt?.retrying(error, delayMs)
         deps.emit('retry', {
           topic: raw.topic,
           group,
@@ -382,7 +422,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   }
 
   const patternFilter = spec.pattern === undefined ? undefined : patternToRegExp(spec.pattern)
-  const onDelivery = (delivery: Delivery): Promise<void> => {
+  const receive = (delivery: Delivery): Promise<void> => {
     if (closing) {
       void settle(delivery, 'requeue')
       return Promise.resolve()
@@ -404,6 +444,10 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     }
     return room.promise
   }
+  // telemetry on: a delivery is handled outside the driver's (suppressed) context, so the user's
+  // handler and listeners trace normally
+  const onDelivery = (delivery: Delivery): Promise<void> =>
+    telemetry.on ? telemetry.outside(() => receive(delivery)) : receive(delivery)
 
   if (deadLetter && spec.topic !== undefined) await deadLetterer.provision(deadLetterTopicFor(spec.topic))
   const request =
@@ -452,6 +496,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       } catch (error) {
         reportError(error, 'closing the transport subscription failed')
       }
+      traces?.close()
       deps.onClosed()
       resolveClosed()
     })()

@@ -16,6 +16,8 @@ import { createPublishing } from './publishing.js'
 import type { ModuleLoader } from './registry.js'
 import type { Transport } from './spi.js'
 import { createSubscriptions } from './subscriptions.js'
+import { loadOtelApi } from './telemetry/otel-api.js'
+import { createTelemetry, type Telemetry, telemetryOff } from './telemetry/telemetry.js'
 import { withTimeout } from './timeout.js'
 
 const DEFAULT_PUBLISH_TIMEOUT = 30_000
@@ -37,13 +39,24 @@ export async function createMessaging(
   const name = resolved.definition.name
   const secrets = resolved.secrets
   const connection = createConnectionState(name, logger, emitter)
+  // the OpenTelemetry API is an optional peer: imported here, once per process, if installed
+  const telemetryOptions = resolved.options.telemetry
+  const otel = telemetryOptions === false ? undefined : await loadOtelApi(logger, loadModule)
+  let telemetry: Telemetry = telemetryOff
+  let connectedOnce = false
 
-  const transport: Transport = resolved.definition.create(resolved.transportConfig as never, {
+  const driverTransport: Transport = resolved.definition.create(resolved.transportConfig as never, {
     logger,
-    emit: connection.emit,
+    emit: (event) =>
+      telemetry.outside(() => {
+        if (event.type === 'connected' && connectedOnce) telemetry.connected(false)
+        connection.emit(event)
+      }),
     secrets,
     scrub: (text) => scrubSecrets(text, secrets),
   })
+  if (otel) telemetry = createTelemetry(otel, driverTransport, telemetryOptions || {})
+  const transport = otel ? suppressingDriver(driverTransport, telemetry) : driverTransport
 
   try {
     await withTimeout(
@@ -69,6 +82,8 @@ export async function createMessaging(
     )
   }
   connection.up()
+  connectedOnce = true
+  telemetry.connected(true)
 
   let closed = false
   let closing: Promise<void> | undefined
@@ -81,6 +96,7 @@ export async function createMessaging(
     timeoutMs: publishTimeout,
     unroutable: resolved.options.publish?.unroutable ?? 'warn',
     isClosed,
+    telemetry,
   })
   const subscriptions = createSubscriptions({
     transport,
@@ -91,6 +107,7 @@ export async function createMessaging(
     emit: emitter.emit,
     publishTimeoutMs: publishTimeout,
     isClosed,
+    telemetry,
   })
   const root = publishing.producer()
 
@@ -129,4 +146,29 @@ export async function createMessaging(
     },
   }
   return messaging
+}
+
+/**
+ * The transport with every call into it made under suppressed tracing: whatever the driver does
+ * from there (sends, consumer loops, reconnects) inherits the suppression, so its own
+ * OpenTelemetry instrumentation records nothing and does not overwrite the creation context core
+ * wrote into the headers. msgkit's spans are the ones users see.
+ */
+function suppressingDriver(transport: Transport, telemetry: Telemetry): Transport {
+  return {
+    get name() {
+      return transport.name
+    },
+    get capabilities() {
+      return transport.capabilities
+    },
+    get telemetry() {
+      return transport.telemetry
+    },
+    connect: () => telemetry.driver(() => transport.connect()),
+    send: (topic, messages, options) => telemetry.driver(() => transport.send(topic, messages, options)),
+    provision: (topic, group) => telemetry.driver(() => transport.provision(topic, group)),
+    subscribe: (request, onDelivery) => telemetry.driver(() => transport.subscribe(request, onDelivery)),
+    close: () => telemetry.driver(() => transport.close()),
+  }
 }

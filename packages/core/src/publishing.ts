@@ -20,7 +20,8 @@ import { uuidv7 } from './ids.js'
 import { tooLarge } from './limits.js'
 import type { Logger } from './logger.js'
 import { assertTopicName } from './names.js'
-import type { OutgoingMessage, Transport } from './spi.js'
+import type { Headers, OutgoingMessage, Transport } from './spi.js'
+import type { Telemetry } from './telemetry/telemetry.js'
 import { describeSchemaIssues } from './topics.js'
 import { childTraceparent } from './tracing.js'
 import { isReservedHeader, WireHeaders } from './wire.js'
@@ -63,6 +64,8 @@ export interface PublishingDeps {
   unroutable: UnroutablePolicy
   /** true once the Messaging is closed */
   isClosed(): boolean
+  /** OpenTelemetry spans and metrics (`telemetryOff` when not installed or disabled) */
+  telemetry: Telemetry
 }
 
 export interface Publishing {
@@ -74,7 +77,7 @@ export interface Publishing {
 
 /** Creates the publish side of a Messaging. */
 export function createPublishing(deps: PublishingDeps): Publishing {
-  const { transport } = deps
+  const { transport, telemetry } = deps
   const overrun = createDeadlineTimer()
   const producers = new Set<Producer>()
 
@@ -83,6 +86,8 @@ export function createPublishing(deps: PublishingDeps): Publishing {
     typed: Topic<T> | undefined,
     body: T,
     opts: PublishOptions = {},
+    /** telemetry on: writes the creation context instead of core's own traceparent */
+    inject?: (headers: Headers) => void,
   ): OutgoingMessage => {
     if (typed?.schema) {
       const result = typed.schema.safeParse(body)
@@ -106,7 +111,8 @@ export function createPublishing(deps: PublishingDeps): Publishing {
         headers[k] = v
       }
     }
-    if (headers.traceparent === undefined) {
+    if (inject) inject(headers)
+    else if (headers.traceparent === undefined) {
       const tp = childTraceparent()
       if (tp) headers.traceparent = tp
     }
@@ -200,6 +206,36 @@ export function createPublishing(deps: PublishingDeps): Publishing {
     })
   }
 
+  /** publish with a `send` span around it (telemetry on) */
+  const publishTraced = <T>(
+    name: string,
+    typed: Topic<T> | undefined,
+    body: T,
+    opts: PublishOptions | undefined,
+  ): { message: OutgoingMessage; sending: Promise<void> } => {
+    const traced = telemetry.send(name, opts?.headers)
+    let message: OutgoingMessage
+    try {
+      message = prepare(name, typed, body, opts, traced.inject)
+    } catch (error) {
+      traced.end(error)
+      throw error
+    }
+    traced.message(message)
+    let sending: Promise<void>
+    try {
+      sending = send(name, [message], opts?.timeoutMs ?? deps.timeoutMs, opts?.unroutable ?? deps.unroutable)
+    } catch (error) {
+      traced.end(error)
+      throw error
+    }
+    sending.then(
+      () => traced.end(),
+      (error: unknown) => traced.end(error),
+    )
+    return { message, sending }
+  }
+
   const makeProducer = (): Producer => {
     let producerClosed = false
     const inflight = new Set<Promise<unknown>>()
@@ -223,6 +259,11 @@ export function createPublishing(deps: PublishingDeps): Publishing {
         try {
           assertOpen()
           const name = topicName(topic as Topic<unknown> | string)
+          if (telemetry.on) {
+            const { message, sending } = publishTraced(name, typedTopic(topic), body, opts)
+            const receipt: PublishReceipt = { id: message.id, topic: name }
+            return track(sending.then(() => receipt))
+          }
           const message = prepare(name, typedTopic(topic), body, opts)
           const receipt: PublishReceipt = { id: message.id, topic: name }
           const policy = opts?.unroutable ?? deps.unroutable
@@ -241,8 +282,17 @@ export function createPublishing(deps: PublishingDeps): Publishing {
             throw invalid('publishBatch takes an array of { body, key?, headers?, id?, delayMs? }.')
           const name = topicName(topic as Topic<unknown> | string)
           const typed = typedTopic(topic)
-          const messages = items.map((item) => prepare(name, typed, item.body, item))
-          if (messages.length === 0) return Promise.resolve([])
+          if (items.length === 0) return Promise.resolve([])
+          const traced = telemetry.on ? telemetry.batch(name, items.length) : undefined
+          let messages: OutgoingMessage[]
+          try {
+            messages = traced
+              ? items.map((item) => prepare(name, typed, item.body, item, traced.item(item.headers)))
+              : items.map((item) => prepare(name, typed, item.body, item))
+          } catch (error) {
+            traced?.end(error)
+            throw error
+          }
           let timeout = 0
           // the strictest policy of the batch applies to all of it
           let policy: UnroutablePolicy = 'ignore'
@@ -251,11 +301,20 @@ export function createPublishing(deps: PublishingDeps): Publishing {
             const p = item.unroutable ?? deps.unroutable
             if (p === 'reject' || (p === 'warn' && policy === 'ignore')) policy = p
           }
-          return track(
-            send(name, messages, timeout, policy).then(() =>
-              messages.map((m) => ({ id: m.id, topic: name })),
-            ),
-          )
+          traced?.sending(messages)
+          let sending: Promise<void>
+          try {
+            sending = send(name, messages, timeout, policy)
+          } catch (error) {
+            traced?.end(error)
+            throw error
+          }
+          if (traced)
+            sending.then(
+              () => traced.end(),
+              (error: unknown) => traced.end(error),
+            )
+          return track(sending.then(() => messages.map((m) => ({ id: m.id, topic: name }))))
         } catch (error) {
           return Promise.reject(error)
         }

@@ -82,6 +82,48 @@ export interface TransportMessage {
   attempt?: number
   /** the broker says this message was delivered before */
   redelivered: boolean
+  /**
+   * Broker facts about this delivery for tracing (Kafka partition and offset, RabbitMQ routing key
+   * and delivery tag). Optional; core only reads it when a span is recorded. Never put user data here.
+   */
+  meta?: MessageMeta
+}
+
+/**
+ * Broker-specific facts about one message, for the OpenTelemetry messaging conventions. Core turns
+ * them into span attributes (names per docs/observability.md); a transport fills what it has.
+ */
+export interface MessageMeta {
+  /** Kafka: the partition → `messaging.destination.partition.id` */
+  partition?: string | number
+  /** Kafka: the record's offset (int64 as a decimal string or a safe number) → `messaging.kafka.offset` */
+  offset?: string | number
+  /** RabbitMQ: the routing key → `messaging.rabbitmq.destination.routing_key` */
+  routingKey?: string
+  /** RabbitMQ: the delivery tag on its channel → `messaging.rabbitmq.message.delivery_tag` */
+  deliveryTag?: number
+}
+
+/**
+ * What a transport tells core for OpenTelemetry (docs/observability.md). Optional: without it core
+ * derives `messaging.system` from the transport's name and leaves out `server.address`/`server.port`.
+ * Core reads it after `connect()` and again after every reconnect (the host may have changed).
+ */
+export interface TransportTelemetry {
+  /**
+   * `messaging.system`: one of the conventions' values where one applies (`kafka`, `rabbitmq`,
+   * `activemq`, `aws_sqs`), a custom lower-case value otherwise (the memory transport: `msgkit_memory`).
+   */
+  system: string
+  /** `server.address`: the broker host this transport is connected to (no credentials, no reverse DNS) */
+  serverAddress?: string
+  /** `server.port` */
+  serverPort?: number
+  /**
+   * Broker facts of an outgoing message known before it is sent (RabbitMQ: the routing key it will
+   * be published with). Called only for a recorded span; must be cheap and must not throw.
+   */
+  outgoing?(topic: string, message: OutgoingMessage): MessageMeta | undefined
 }
 
 /** One delivery. Exactly one of ack/nack is called by core; a second call must be a no-op. */
@@ -140,6 +182,8 @@ export interface TransportContext {
 export interface Transport {
   readonly name: string
   readonly capabilities: Capabilities
+  /** Facts for OpenTelemetry spans and metrics (optional; see TransportTelemetry). */
+  readonly telemetry?: TransportTelemetry
   /** Connect (or fail with MSGKIT_CONNECTION_FAILED / MSGKIT_AUTH_FAILED within seconds). */
   connect(): Promise<void>
   /** Resolve only once the broker durably accepted every message; reject with a MsgkitError. */

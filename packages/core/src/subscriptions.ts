@@ -20,6 +20,7 @@ import type { Logger } from './logger.js'
 import { assertGroupName, assertPattern } from './names.js'
 import { invalid, topicName, unsupported } from './publishing.js'
 import type { Transport } from './spi.js'
+import type { Telemetry } from './telemetry/telemetry.js'
 
 type AnyTopic<T> = Topic<T> | TopicPattern<T> | string
 
@@ -32,6 +33,7 @@ export interface SubscriptionsDeps {
   emit<E extends keyof MessagingEvents>(event: E, payload: MessagingEvents[E]): void
   publishTimeoutMs: number
   isClosed(): boolean
+  telemetry: Telemetry
 }
 
 export interface Subscriptions {
@@ -144,6 +146,7 @@ export function createSubscriptions(deps: SubscriptionsDeps): Subscriptions {
         emit: (event, payload) => deps.emit(event, payload as never),
         onClosed: () => live.delete(sub),
         publishDeadline: () => Date.now() + deps.publishTimeoutMs,
+        telemetry: deps.telemetry,
       },
     )
     live.add(sub)

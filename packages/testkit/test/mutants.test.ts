@@ -138,6 +138,19 @@ const mutants: Array<{ name: string; wrap: Wrap; caughtBy: string[] }> = [
     caughtBy: ['OR-1'],
   },
   {
+    name: 'drops the trace context header',
+    wrap: (transport) => ({
+      ...transport,
+      send: (topic, messages, options) =>
+        transport.send(
+          topic,
+          messages.map(({ headers: { traceparent: _dropped, ...headers }, ...m }) => ({ ...m, headers })),
+          options,
+        ),
+    }),
+    caughtBy: ['TR-1', 'TR-2'],
+  },
+  {
     name: 'never acks the source of a dead letter',
     wrap: (transport) => {
       const deadLettered = new Set<string>()

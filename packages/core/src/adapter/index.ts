@@ -6,7 +6,8 @@
  * - {@link createOutbox}: sends wait through an outage until their own deadline, batched, each
  *   send settled exactly once; the adapter writes `flush(batch)` and an error table;
  * - {@link createDelivery}: settle once, and a settle after the session is gone is a no-op;
- * - {@link createDeadlineTimer}: many deadlines, one timer.
+ * - {@link createDeadlineTimer}: many deadlines, one timer;
+ * - {@link uninstrumented}: a driver's consumer entry point without its OpenTelemetry wrapper.
  *
  * See docs/writing-a-transport.md.
  * @packageDocumentation
@@ -27,6 +28,7 @@ export {
   failureKind,
   finalError,
 } from './errors.js'
+export { uninstrumented } from './instrumentation.js'
 export {
   createOutbox,
   DEFAULT_CLOSE_GRACE_MS,

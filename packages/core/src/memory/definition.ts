@@ -98,6 +98,8 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
 
     return {
       name: 'memory',
+      // an in-process broker: no server address; a custom `messaging.system` value (none in the conventions fits)
+      telemetry: { system: 'msgkit_memory' },
       capabilities: {
         persistence: true,
         fanout: true,
