@@ -33,7 +33,7 @@ const log = (text: string) => console.log(`[tracing] ${text}`)
  */
 const BYPASSES_CONSUMER_INSTRUMENTATION: Readonly<Record<'kafka' | 'rabbitmq', boolean>> = {
   kafka: false,
-  rabbitmq: false,
+  rabbitmq: true,
 }
 
 type Spans = ReturnType<DriverTracing['spans']>

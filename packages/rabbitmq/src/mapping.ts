@@ -105,6 +105,7 @@ export function toTransportMessage(raw: ConsumeMessage, topic: string, counts: b
     body: raw.content,
     timestamp: wire.timestamp ?? (seconds && (seconds > 1e11 ? seconds : seconds * 1000)) ?? Date.now(),
     redelivered: raw.fields.redelivered,
+    meta: { routingKey: raw.fields.routingKey, deliveryTag: raw.fields.deliveryTag },
   }
   if (wire.key !== undefined) message.key = wire.key
   const count = Number(props.headers?.['x-delivery-count'])

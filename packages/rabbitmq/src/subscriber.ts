@@ -4,7 +4,7 @@
  * A delivery settles only on its own channel while that is open (its tag means nothing elsewhere).
  */
 import type { DeliveryHandler, SubscribeRequest, TransportContext, TransportSubscription } from '@msgkit/core'
-import { createDelivery, type Supervisor } from '@msgkit/core/adapter'
+import { createDelivery, type Supervisor, uninstrumented } from '@msgkit/core/adapter'
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib'
 import { errorText } from './errors.js'
 import { toTransportMessage } from './mapping.js'
@@ -86,7 +86,7 @@ export function createSubscriber(
     try {
       await channel.prefetch(request.prefetch, false)
       current = consumer
-      const reply = await channel.consume(queue, (raw) => {
+      const reply = await uninstrumented(channel.consume).call(channel, queue, (raw) => {
         if (raw === null) {
           // RabbitMQ cancelled us (the queue may be gone): the restart on a new channel declares it again
           topology.forget(model, queue)

@@ -3,7 +3,7 @@
  * its 'close' reports the loss), topology, publisher and consumers. Core validates names and options.
  */
 import { type Capabilities, type Transport, type TransportContext, withTimeout } from '@msgkit/core'
-import { closedError, createSupervisor } from '@msgkit/core/adapter'
+import { closedError, createSupervisor, endpointTelemetry } from '@msgkit/core/adapter'
 import amqp, { type ChannelModel } from 'amqplib'
 import { connectOptions, type RabbitmqTransportConfig } from './config.js'
 import { createErrorTable, errorText } from './errors.js'
@@ -81,6 +81,7 @@ export function createRabbitmqTransport(
   return {
     name: 'rabbitmq',
     capabilities: rabbitmqCapabilities(config),
+    telemetry: endpointTelemetry('rabbitmq', supervisor, (topic) => ({ routingKey: topic })),
     connect: () => supervisor.connect().then(() => {}),
     // after close() the outbox refuses with MSGKIT_CLOSED
     send: (topic, messages, sendOptions) => publisher.send(topic, messages, sendOptions),

@@ -28,7 +28,7 @@ export {
   failureKind,
   finalError,
 } from './errors.js'
-export { uninstrumented } from './instrumentation.js'
+export { endpointTelemetry, uninstrumented } from './instrumentation.js'
 export {
   createOutbox,
   DEFAULT_CLOSE_GRACE_MS,

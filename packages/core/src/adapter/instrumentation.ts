@@ -11,6 +11,44 @@
  * user's other uses of the driver stay instrumented.
  */
 
+import type { MessageMeta, OutgoingMessage, TransportTelemetry } from '../spi.js'
+import type { Supervisor } from './supervisor.js'
+
+/**
+ * `Transport.telemetry` for an adapter on the supervisor: the system name and the `host:port` of
+ * the endpoint the live session is connected to (read anew after every reconnect).
+ */
+export function endpointTelemetry(
+  system: string,
+  supervisor: Pick<Supervisor<unknown>, 'endpoint'>,
+  outgoing?: (topic: string, message: OutgoingMessage) => MessageMeta | undefined,
+): TransportTelemetry {
+  const part = (i: number): string | undefined => {
+    const label = supervisor.endpoint
+    if (label === undefined) return undefined
+    const colon = label.lastIndexOf(':')
+    return i === 0
+      ? colon < 0
+        ? label
+        : label.slice(0, colon)
+      : colon < 0
+        ? undefined
+        : label.slice(colon + 1)
+  }
+  const telemetry: TransportTelemetry = {
+    system,
+    get serverAddress() {
+      return part(0)
+    },
+    get serverPort() {
+      const port = Number(part(1))
+      return Number.isInteger(port) && port > 0 ? port : undefined
+    },
+  }
+  if (outgoing) telemetry.outgoing = outgoing
+  return telemetry
+}
+
 interface Wrapped {
   __wrapped?: unknown
   __original?: unknown

@@ -54,6 +54,8 @@ export interface Supervisor<S> {
   readonly session: S | undefined
   /** increases with every new session; anything from an older one is dead */
   readonly generation: number
+  /** the endpoint label (`host:port`) of the live session, or undefined while not up */
+  readonly endpoint: string | undefined
   /**
    * First connect: tries each endpoint once, in order. Rejects with MSGKIT_AUTH_FAILED when any host
    * refused the credentials, else MSGKIT_CONNECTION_FAILED naming what each host said.
@@ -199,6 +201,9 @@ export function createSupervisor<S>(options: SupervisorOptions<S>): Supervisor<S
     },
     get generation() {
       return generation
+    },
+    get endpoint() {
+      return state === 'up' ? driver.endpoints[endpoint] : undefined
     },
 
     connect() {
