@@ -142,6 +142,17 @@ export interface SubscribeOptions {
   signal?: AbortSignal
   /** deliveries buffered ahead of the handlers (default 8 × concurrency, from 16 to 1000) */
   prefetch?: number
+  /**
+   * The group lives only as long as this subscription: created fresh, removed with its messages at
+   * `close()` (transport capability `temporaryGroups`). For a process that wants every message
+   * while it runs and nothing after, e.g. `msgkit tail`. Use a group name of its own.
+   */
+  temporary?: boolean
+  /**
+   * A group that has no position yet starts at the oldest message the broker still keeps, not at
+   * messages published from now on (transport capability `replay`: Kafka).
+   */
+  fromStart?: boolean
 }
 
 export interface HandlerContext {

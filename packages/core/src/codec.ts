@@ -3,9 +3,12 @@ import { ErrorCodes, MsgkitError } from './errors.js'
 
 export interface Codec {
   readonly name: string
-  /** value → bytes plus the content type recorded in the `msgkit-content-type` header */
+  /**
+   * value → bytes plus the content type recorded in the `msgkit-content-type` header (left out for
+   * `application/json`). New bytes must not be changed afterwards: transports may keep them.
+   */
   encode(value: unknown): { body: Uint8Array; contentType: string }
-  /** bytes → value; `contentType` is undefined for messages from foreign producers */
+  /** bytes → value; `contentType` is `application/json` when the message carries none */
   decode(body: Uint8Array, contentType: string | undefined): unknown
 }
 
@@ -16,7 +19,6 @@ export const ContentTypes = {
 } as const
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
-const encoder = new TextEncoder()
 
 /**
  * JSON for values; Uint8Array / Buffer bodies travel as raw bytes and strings as UTF-8 text,
@@ -27,7 +29,7 @@ export const jsonCodec: Codec = {
   name: 'json',
   encode(value) {
     if (value instanceof Uint8Array) return { body: value, contentType: ContentTypes.bytes }
-    if (typeof value === 'string') return { body: encoder.encode(value), contentType: ContentTypes.text }
+    if (typeof value === 'string') return { body: Buffer.from(value, 'utf8'), contentType: ContentTypes.text }
     let text: string | undefined
     try {
       text = JSON.stringify(value)
@@ -44,7 +46,8 @@ export const jsonCodec: Codec = {
         `Message body of type ${typeof value} cannot be encoded as JSON.`,
       )
     }
-    return { body: encoder.encode(text), contentType: ContentTypes.json }
+    // a Buffer from Node's pool: no ArrayBuffer of its own per small message (TextEncoder makes one)
+    return { body: Buffer.from(text, 'utf8'), contentType: ContentTypes.json }
   },
   decode(body, contentType) {
     const type = contentType?.split(';')[0]?.trim().toLowerCase()

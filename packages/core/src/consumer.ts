@@ -4,7 +4,7 @@
  * every transport.
  */
 import type { CloseOptions, Handler, Message, Schema, SubscribeOptions, Subscription } from './api.js'
-import type { Codec } from './codec.js'
+import { type Codec, ContentTypes } from './codec.js'
 import { createDeadLetterer, readDeadLetter } from './dead-letter.js'
 import type { DeliveryCounter } from './delivery-count.js'
 import { ErrorCodes, isNonRetryable, MsgkitError } from './errors.js'
@@ -13,7 +13,7 @@ import type { IdempotencyStore } from './idempotency.js'
 import type { Logger } from './logger.js'
 import { deadLetterTopicOf, patternToRegExp } from './names.js'
 import { backoffDelay, sleep } from './retry.js'
-import type { Delivery, Headers, Transport, TransportSubscription } from './spi.js'
+import type { Delivery, Headers, SubscribeRequest, Transport, TransportSubscription } from './spi.js'
 import type { DeliveryTrace, ProcessTrace, SubscriptionTrace, Telemetry } from './telemetry/telemetry.js'
 import { describeSchemaIssues } from './topics.js'
 import { runWithTraceparent } from './tracing.js'
@@ -49,6 +49,8 @@ interface Pending {
 }
 
 const DEFAULT_CLOSE_TIMEOUT = 30_000
+/** returned where nothing is left to wait for (every delivery passes here: no promise each) */
+const RESOLVED: Promise<void> = Promise.resolve()
 const DAY = 24 * 60 * 60 * 1000
 
 /** Starts a subscription; resolves once the transport is consuming. */
@@ -70,7 +72,11 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     typeof idempotency === 'object' ? (idempotency.store ?? deps.idempotencyStore) : deps.idempotencyStore
   const idemTtl = typeof idempotency === 'object' ? (idempotency.ttlMs ?? DAY) : DAY
   // enough buffered to keep the handlers busy across a broker round trip; small enough that a crash redelivers little
-  const prefetch = options.prefetch ?? Math.min(1000, Math.max(16, concurrency * 8))
+  // (a transport may know better: RabbitMQ's throughput depends on a large window)
+  const prefetch =
+    options.prefetch ??
+    transport.defaultPrefetch?.(concurrency) ??
+    Math.min(1000, Math.max(16, concurrency * 8))
   const codec = spec.codec ?? deps.codec
   const name = spec.topic ?? spec.pattern ?? ''
   const telemetry = deps.telemetry
@@ -99,7 +105,20 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     resolveClosed = r
   })
   const abort = new AbortController()
-  const active = new Set<Promise<void>>()
+  const context = { signal: abort.signal }
+  // handlers under way are counted (`running`); close() waits for the count to reach 0
+  let idle: { promise: Promise<void>; resolve: () => void } | undefined
+  const whenIdle = (): Promise<void> => {
+    if (running === 0) return Promise.resolve()
+    if (!idle) {
+      let resolve!: () => void
+      const promise = new Promise<void>((r) => {
+        resolve = r
+      })
+      idle = { promise, resolve }
+    }
+    return idle.promise
+  }
   // one promise for everyone waiting for room: push-based transports never await it, and a
   // promise per delivery would pile up (a leak, and a quadratic wake-up)
   let room: { promise: Promise<void>; resolve: () => void } | undefined
@@ -117,21 +136,29 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     deps.emit('error', { error, topic: name, group } as never)
   }
 
-  const settle = async (delivery: Delivery, how: 'ack' | 'requeue'): Promise<void> => {
+  // the broker will redeliver an unacked message: at-least-once holds, report and go on
+  const settleFailed = (how: 'ack' | 'requeue') => (error: unknown) =>
+    reportError(error, `msgkit could not ${how} a message`)
+  const ackFailed = settleFailed('ack')
+  const requeueFailed = settleFailed('requeue')
+  /** Acks or gives back; never rejects. No async frame: this is every message's path. */
+  const settle = (delivery: Delivery, how: 'ack' | 'requeue'): Promise<void> => {
+    const failed = how === 'ack' ? ackFailed : requeueFailed
     try {
       const trace = traces ? traceOf.get(delivery) : undefined
+      let settling: Promise<void>
       if (trace) {
         // the driver's own instrumentation stays quiet under msgkit's spans
         const call = (): Promise<void> =>
           telemetry.driver(() => (how === 'ack' ? delivery.ack() : delivery.nack({ requeue: true })))
-        await trace.settle(how === 'ack' ? 'ack' : 'nack', call)
+        settling = trace.settle(how === 'ack' ? 'ack' : 'nack', call)
       } else if (telemetry.on) {
-        await telemetry.driver(() => (how === 'ack' ? delivery.ack() : delivery.nack({ requeue: true })))
-      } else if (how === 'ack') await delivery.ack()
-      else await delivery.nack({ requeue: true })
+        settling = telemetry.driver(() => (how === 'ack' ? delivery.ack() : delivery.nack({ requeue: true })))
+      } else settling = how === 'ack' ? delivery.ack() : delivery.nack({ requeue: true })
+      return settling.then(undefined, failed)
     } catch (error) {
-      // the broker will redeliver an unacked message: at-least-once holds, report and go on
-      reportError(error, `msgkit could not ${how} a message`)
+      failed(error)
+      return Promise.resolve()
     }
   }
 
@@ -150,15 +177,16 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   const countKey = (id: string): string => `deliveries:${group}:${id}`
 
   /** The message is done with (handled, dead-lettered or dropped): settle it and forget its count. */
-  const finish = async (delivery: Delivery, acked: boolean): Promise<void> => {
-    if (!acked) await settle(delivery, 'ack')
-    if (coreCounts) {
+  const finish = (delivery: Delivery, acked: boolean): Promise<void> => {
+    if (!coreCounts) return acked ? RESOLVED : settle(delivery, 'ack')
+    return (async () => {
+      if (!acked) await settle(delivery, 'ack')
       try {
         await deps.deliveryCounter.forget(countKey(delivery.message.id))
       } catch (error) {
         reportError(error, 'forgetting a delivery count failed')
       }
-    }
+    })()
   }
 
   /** Gives up on a message without retrying: dead-letter it (or drop it when dead letters are off). */
@@ -230,7 +258,6 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   /** This delivery's number, counted by the broker or (capability deliveryCount) by core. */
   const deliveryNumber = async (delivery: Delivery): Promise<number> => {
     const raw = delivery.message
-    if (!coreCounts) return Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1))
     // a first delivery costs nothing where the broker can say it is one: only redeliveries are counted
     if (countMode !== 'none' && !raw.redelivered && (raw.attempt ?? 1) <= 1) return 1
     const floor = raw.redelivered ? 2 : 1
@@ -256,11 +283,12 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       acked = true
     }
     const userHeaders: Headers = {}
-    for (const [k, v] of Object.entries(raw.headers)) if (!isReservedHeader(k)) userHeaders[k] = v
+    for (const k in raw.headers) if (!isReservedHeader(k)) userHeaders[k] = raw.headers[k] as string
 
     let body: unknown
     try {
-      body = codec.decode(raw.body, raw.headers[WireHeaders.contentType])
+      // no content type: JSON (msgkit leaves the header out for it; foreign producers often do)
+      body = codec.decode(raw.body, raw.headers[WireHeaders.contentType] ?? ContentTypes.json)
     } catch (error) {
       return reject(delivery, 'decode-failed', error, 1, acked, dt?.process(1))
     }
@@ -292,40 +320,57 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       }
     }
 
-    const message: Message<T> = {
-      id: raw.id,
-      topic: raw.topic,
-      body: body as T,
-      headers: userHeaders,
-      timestamp: raw.timestamp,
-      attempt: await deliveryNumber(delivery),
-      redelivered: raw.redelivered,
-    }
-    if (raw.key !== undefined) message.key = raw.key
+    // the broker's count costs no await; core's count may (a shared store)
+    let attempt = coreCounts
+      ? await deliveryNumber(delivery)
+      : Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1))
+    const first = attempt
     const dl = readDeadLetter(raw.headers)
-    if (dl) message.deadLetter = dl
+    /** What the handler gets: on the first attempt no copy; a retry gets fresh headers (the handler may have changed them). */
+    const messageFor = (n: number): Message<T> => {
+      let headers = userHeaders
+      if (n !== first) {
+        headers = {}
+        for (const k in raw.headers) if (!isReservedHeader(k)) headers[k] = raw.headers[k] as string
+      }
+      const message: Message<T> = {
+        id: raw.id,
+        topic: raw.topic,
+        body: body as T,
+        headers,
+        timestamp: raw.timestamp,
+        attempt: n,
+        redelivered: raw.redelivered,
+      }
+      if (raw.key !== undefined) message.key = raw.key
+      if (dl) message.deadLetter = dl
+      return message
+    }
 
     let done!: () => void
     if (idemKey) inFlightIds.set(idemKey, new Promise<void>((r) => (done = r)))
     try {
       for (;;) {
-        if (message.attempt > maxAttempts) {
+        // delivered too often (a crash loop): dead-letter it. Not where dead letters are off: there the
+        // message would be dropped on a count alone, and counts also rise for reasons that are no
+        // failure (a broker counts prefetched give-backs and browsing; dead-letter topics are read
+        // with dead letters off) — its handler runs, and its own failures still end in a drop
+        if (attempt > maxAttempts && deadLetter) {
           return reject(
             delivery,
             'handler-failed',
-            new Error(`delivered ${message.attempt} times, more than the ${maxAttempts} attempts allowed`),
-            message.attempt - 1,
+            new Error(`delivered ${attempt} times, more than the ${maxAttempts} attempts allowed`),
+            attempt - 1,
             acked,
-            dt?.process(message.attempt),
+            dt?.process(attempt),
           )
         }
         let error: unknown
         let failed = false
-        const pt = dt?.process(message.attempt)
+        const pt = dt?.process(attempt)
         try {
-          const call = () =>
-            handler({ ...message, headers: { ...message.headers } }, { signal: abort.signal })
-          await (pt ? pt.run(call) : runWithTraceparent(userHeaders.traceparent, call))
+          const call = () => handler(messageFor(attempt), context)
+          await (pt ? pt.run(call) : runWithTraceparent(raw.headers.traceparent, call))
         } catch (e) {
           failed = true
           error = e
@@ -347,16 +392,15 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
           }
           return finish(delivery, acked)
         }
-        if (isNonRetryable(error)) return reject(delivery, 'non-retryable', error, message.attempt, acked, pt)
-        if (message.attempt >= maxAttempts)
-          return reject(delivery, 'handler-failed', error, message.attempt, acked, pt)
-        const delayMs = backoffDelay(message.attempt, backoff)
+        if (isNonRetryable(error)) return reject(delivery, 'non-retryable', error, attempt, acked, pt)
+        if (attempt >= maxAttempts) return reject(delivery, 'handler-failed', error, attempt, acked, pt)
+        const delayMs = backoffDelay(attempt, backoff)
         logger.warn(
           {
             topic: raw.topic,
             group,
             id: raw.id,
-            attempt: message.attempt,
+            attempt: attempt,
             delayMs,
             err: describeError(error),
           },
@@ -367,7 +411,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
           topic: raw.topic,
           group,
           id: raw.id,
-          attempt: message.attempt,
+          attempt: attempt,
           delayMs,
           error,
         } as never)
@@ -375,7 +419,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
           if (!acked) await settle(delivery, 'requeue')
           return
         }
-        message.attempt += 1
+        attempt += 1
       }
     } finally {
       if (idemKey) {
@@ -385,39 +429,44 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     }
   }
 
+  const taskFailed = (error: unknown): void => reportError(error, 'msgkit consumer failed unexpectedly')
   const pump = (): void => {
     while (!closing && running < concurrency && pending.length > 0) {
-      let index = -1
+      let index = 0
       if (ordered) {
-        const skipped = new Set<string>()
+        // the first message whose key is not being handled, and behind no earlier one of its key
+        index = -1
+        let skipped: Set<string> | undefined
         for (let i = 0; i < pending.length; i++) {
           const key = pending[i]?.key
-          if (key === undefined) {
+          if (key === undefined || (!busyKeys.has(key) && !skipped?.has(key))) {
             index = i
             break
           }
-          if (busyKeys.has(key) || skipped.has(key)) {
-            skipped.add(key)
-            continue
-          }
-          index = i
-          break
+          skipped ??= new Set()
+          skipped.add(key)
         }
-      } else index = 0
-      if (index < 0) return
-      const [item] = pending.splice(index, 1) as [Pending]
+        if (index < 0) return
+      }
+      const item = (index === 0 ? pending.shift() : pending.splice(index, 1)[0]) as Pending
       running += 1
-      if (ordered && item.key !== undefined) busyKeys.add(item.key)
-      const task = handle(item.delivery)
-        .catch((error: unknown) => reportError(error, 'msgkit consumer failed unexpectedly'))
-        .finally(() => {
-          running -= 1
-          if (ordered && item.key !== undefined) busyKeys.delete(item.key)
-          active.delete(task)
-          wakeRoom()
-          pump()
-        })
-      active.add(task)
+      const key = ordered ? item.key : undefined
+      if (key !== undefined) busyKeys.add(key)
+      const done = (): void => {
+        running -= 1
+        if (key !== undefined) busyKeys.delete(key)
+        if (running === 0 && idle) {
+          const wake = idle
+          idle = undefined
+          wake.resolve()
+        }
+        wakeRoom()
+        pump()
+      }
+      handle(item.delivery).then(done, (error: unknown) => {
+        taskFailed(error)
+        done()
+      })
     }
   }
 
@@ -425,16 +474,16 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   const receive = (delivery: Delivery): Promise<void> => {
     if (closing) {
       void settle(delivery, 'requeue')
-      return Promise.resolve()
+      return RESOLVED
     }
     if (patternFilter && !patternFilter.test(delivery.message.topic)) {
       // brokers whose routing cannot exclude dead-letter topics (AMQP bindings) still hand them over
       void settle(delivery, 'ack')
-      return Promise.resolve()
+      return RESOLVED
     }
     pending.push({ delivery, key: delivery.message.key })
     pump()
-    if (pending.length + running < prefetch) return Promise.resolve()
+    if (pending.length + running < prefetch) return RESOLVED
     if (!room) {
       let resolve!: () => void
       const promise = new Promise<void>((r) => {
@@ -450,10 +499,12 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     telemetry.on ? telemetry.outside(() => receive(delivery)) : receive(delivery)
 
   if (deadLetter && spec.topic !== undefined) await deadLetterer.provision(deadLetterTopicFor(spec.topic))
-  const request =
+  const request: SubscribeRequest =
     spec.topic !== undefined
       ? { topic: spec.topic, group, prefetch }
       : { pattern: spec.pattern as string, group, prefetch }
+  if (options.temporary) request.temporary = true
+  if (options.fromStart) request.fromStart = true
   const transportSub: TransportSubscription = await transport.subscribe(request, onDelivery)
 
   const close = (closeOptions: CloseOptions = {}): Promise<void> => {
@@ -468,9 +519,9 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       }
       for (const item of pending.splice(0)) await settle(item.delivery, 'requeue')
       wakeRoom()
-      if (active.size > 0) {
+      if (running > 0) {
         let timer: NodeJS.Timeout | undefined
-        const finished = Promise.all([...active]).then(() => true)
+        const finished = whenIdle().then(() => true)
         const timedOut = new Promise<boolean>((r) => {
           timer = setTimeout(() => r(false), timeoutMs)
         })
@@ -478,7 +529,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
         clearTimeout(timer)
         if (!allDone) {
           logger.warn(
-            { topic: name, group, inFlight: active.size, timeoutMs },
+            { topic: name, group, inFlight: running, timeoutMs },
             'close timed out; aborting in-flight handlers',
           )
           abort.abort(
@@ -488,7 +539,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
             ),
           )
           // aborted handlers settle their message (requeue) as soon as they notice; don't wait for handlers that ignore the signal
-          await Promise.race([Promise.all([...active]), sleep(50)])
+          await Promise.race([whenIdle(), sleep(50)])
         }
       }
       try {

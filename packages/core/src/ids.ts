@@ -3,19 +3,19 @@ import { randomBytes } from 'node:crypto'
 let lastMs = 0
 let seq = 0
 
-// one randomBytes call per 256 ids instead of one per id (ids are made on every publish)
-const POOL_IDS = 256
-let pool = Buffer.alloc(0)
+// random bytes come from a pool refilled every 256 ids (ids are made on every publish), and the
+// string is built from a hex table: no Buffer per id
+const POOL_BYTES = 16 * 256
+let pool = randomBytes(POOL_BYTES)
 let poolOffset = 0
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
 
-function random16(): Buffer {
-  if (poolOffset + 16 > pool.length) {
-    pool = randomBytes(16 * POOL_IDS)
+function randomByte(): number {
+  if (poolOffset >= POOL_BYTES) {
+    pool = randomBytes(POOL_BYTES)
     poolOffset = 0
   }
-  const out = Buffer.from(pool.subarray(poolOffset, poolOffset + 16))
-  poolOffset += 16
-  return out
+  return pool[poolOffset++] as number
 }
 
 /** A UUID v7 (RFC 9562): time-ordered, random. Monotonic within this process. */
@@ -26,14 +26,53 @@ export function uuidv7(): string {
     seq = (seq + 1) & 0xfff
     if (seq === 0) ms = ++lastMs
   } else {
-    seq = random16().readUInt16BE(0) & 0x7ff
+    seq = ((randomByte() << 8) | randomByte()) & 0x7ff
   }
   lastMs = ms
-  const b = random16()
-  b.writeUIntBE(ms, 0, 6)
-  b[6] = 0x70 | (seq >> 8)
-  b[7] = seq & 0xff
-  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80
-  const h = b.toString('hex')
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+  const high = Math.floor(ms / 0x1_0000_0000)
+  const r = randomByte
+  return (
+    HEX[(high >>> 8) & 0xff]! +
+    HEX[high & 0xff]! +
+    HEX[(ms >>> 24) & 0xff]! +
+    HEX[(ms >>> 16) & 0xff]! +
+    '-' +
+    HEX[(ms >>> 8) & 0xff]! +
+    HEX[ms & 0xff]! +
+    '-' +
+    HEX[0x70 | (seq >> 8)]! +
+    HEX[seq & 0xff]! +
+    '-' +
+    HEX[(r() & 0x3f) | 0x80]! +
+    HEX[r()]! +
+    '-' +
+    HEX[r()]! +
+    HEX[r()]! +
+    HEX[r()]! +
+    HEX[r()]! +
+    HEX[r()]! +
+    HEX[r()]!
+  )
+}
+
+/** The epoch milliseconds of the last `uuidv7()` (what its first 48 bits encode). */
+export function lastUuidv7Ms(): number {
+  return lastMs
+}
+
+const DASHES = [8, 13, 18, 23]
+
+/**
+ * The epoch milliseconds a UUID v7 encodes, or undefined when `id` is not a UUID v7 (asked on
+ * every publish and delivery of some brokers: the shape is checked by position, no regex).
+ */
+export function uuidv7Time(id: string): number | undefined {
+  if (id.length !== 36 || id.charCodeAt(14) !== 0x37) return undefined
+  for (const dash of DASHES) if (id.charCodeAt(dash) !== 0x2d) return undefined
+  const variant = id.charCodeAt(19) | 0x20 // 8, 9, a or b
+  if (variant !== 0x38 && variant !== 0x39 && variant !== 0x61 && variant !== 0x62) return undefined
+  // Number('0x…') rejects any non-hex digit (parseInt would stop at it)
+  const high = Number(`0x${id.slice(0, 8)}`)
+  const low = Number(`0x${id.slice(9, 13)}`)
+  return Number.isNaN(high) || Number.isNaN(low) ? undefined : high * 0x1_0000 + low
 }

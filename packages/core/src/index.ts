@@ -6,6 +6,17 @@ export type * from './api.js'
 export { type Codec, ContentTypes, jsonCodec } from './codec.js'
 export type { MessagingConfig } from './config.js'
 export {
+  type DeadLetter,
+  type DeadLetterQueue,
+  deadLetterQueue,
+  type PurgeReport,
+  type RedriveOptions,
+  type RedriveProgress,
+  type RedriveReport,
+  requireTransportFeature,
+  type StopReason,
+} from './dead-letter-queue.js'
+export {
   type ErrorCode,
   ErrorCodes,
   isMsgkitError,
@@ -14,7 +25,7 @@ export {
   NonRetryableError,
 } from './errors.js'
 export { createMemoryIdempotencyStore, type IdempotencyStore } from './idempotency.js'
-export { uuidv7 } from './ids.js'
+export { uuidv7, uuidv7Time } from './ids.js'
 export { tooLarge, wireHeaderBytes } from './limits.js'
 export { type Logger, silentLogger } from './logger.js'
 export { createMemoryBroker, getMemoryBroker, type MemoryBroker } from './memory/broker.js'
@@ -35,10 +46,15 @@ export { withTimeout } from './timeout.js'
 export { definePattern, defineTopic } from './topics.js'
 export { nestParams, parseBrokerUrl, redactUrl } from './urls.js'
 export {
+  compactWireHeaders,
+  contentTypeOf,
   fromWireHeaders,
   headerBytes,
+  headerText,
   isReservedHeader,
+  type NativeFields,
   RESERVED_HEADER_PREFIX,
+  readWireFields,
   toWireHeaders,
   WireHeaders,
 } from './wire.js'

@@ -5,7 +5,7 @@
  */
 import { ErrorCodes, MsgkitError } from './errors.js'
 import type { Capabilities, OutgoingMessage } from './spi.js'
-import { headerBytes, WireHeaders } from './wire.js'
+import { headerBytes, headerBytesBound, WireHeaders } from './wire.js'
 
 // msgkit-id + msgkit-timestamp names and a 13-digit timestamp
 const WIRE_ID_OVERHEAD = WireHeaders.id.length + WireHeaders.timestamp.length + 13
@@ -35,6 +35,12 @@ export function tooLarge(
       { details: { topic, bytes, max: caps.maxMessageBytes } },
     )
   }
+  // the exact count encodes every header: only needed when the cheap upper bound does not fit
+  const bound =
+    headerBytesBound(message.headers) +
+    WIRE_ID_OVERHEAD +
+    3 * (message.id.length + (message.key === undefined ? 0 : WireHeaders.key.length + message.key.length))
+  if (bound <= caps.maxHeaderBytes) return undefined
   const hb = wireHeaderBytes(message)
   if (hb > caps.maxHeaderBytes) {
     return new MsgkitError(

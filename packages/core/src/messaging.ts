@@ -14,7 +14,7 @@ import { createMemoryIdempotencyStore } from './idempotency.js'
 import { safeLogger } from './logger.js'
 import { createPublishing } from './publishing.js'
 import type { ModuleLoader } from './registry.js'
-import type { Transport } from './spi.js'
+import type { BrowseRequest, OutgoingMessage, SendOptions, Transport, TransportMessage } from './spi.js'
 import { createSubscriptions } from './subscriptions.js'
 import { loadOtelApi } from './telemetry/otel-api.js'
 import { createTelemetry, type Telemetry, telemetryOff } from './telemetry/telemetry.js'
@@ -170,5 +170,18 @@ function suppressingDriver(transport: Transport, telemetry: Telemetry): Transpor
     provision: (topic, group) => telemetry.driver(() => transport.provision(topic, group)),
     subscribe: (request, onDelivery) => telemetry.driver(() => transport.subscribe(request, onDelivery)),
     close: () => telemetry.driver(() => transport.close()),
+    // the optional operator members, only where the transport has them (their absence means "unsupported")
+    ...(transport.sendToGroup
+      ? {
+          sendToGroup: (topic: string, group: string, messages: OutgoingMessage[], options: SendOptions) =>
+            telemetry.driver(() => transport.sendToGroup?.(topic, group, messages, options) as Promise<void>),
+        }
+      : {}),
+    ...(transport.browse
+      ? {
+          browse: (request: BrowseRequest, onMessage: (message: TransportMessage) => void) =>
+            telemetry.driver(() => transport.browse?.(request, onMessage) as Promise<void>),
+        }
+      : {}),
   }
 }

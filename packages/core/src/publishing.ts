@@ -13,14 +13,14 @@ import type {
   Topic,
   UnroutablePolicy,
 } from './api.js'
-import type { Codec } from './codec.js'
+import { type Codec, ContentTypes } from './codec.js'
 import { ErrorCodes, isMsgkitError, MsgkitError } from './errors.js'
 import { describeError } from './events.js'
-import { uuidv7 } from './ids.js'
+import { lastUuidv7Ms, uuidv7 } from './ids.js'
 import { tooLarge } from './limits.js'
 import type { Logger } from './logger.js'
 import { assertTopicName } from './names.js'
-import type { Headers, OutgoingMessage, Transport } from './spi.js'
+import type { Headers, OutgoingMessage, SendOptions, Transport } from './spi.js'
 import type { Telemetry } from './telemetry/telemetry.js'
 import { describeSchemaIssues } from './topics.js'
 import { childTraceparent } from './tracing.js'
@@ -42,10 +42,16 @@ export function unsupported(what: string, transport: Transport, hint: string): M
   )
 }
 
+/** names that passed `assertTopicName` (publishing checks the name on every call: remember the recent ones) */
+const validNames = new Set<string>()
+
 /** The topic's name (validated) from a Topic or a string. */
 export function topicName(topic: Topic<unknown> | string): string {
   const name = typeof topic === 'string' ? topic : topic?.name
+  if (validNames.has(name as string)) return name as string
   assertTopicName(name as string)
+  if (validNames.size >= 1_000) validNames.clear()
+  validNames.add(name as string)
   return name as string
 }
 
@@ -116,7 +122,8 @@ export function createPublishing(deps: PublishingDeps): Publishing {
       const tp = childTraceparent()
       if (tp) headers.traceparent = tp
     }
-    headers[WireHeaders.contentType] = contentType
+    // a message without a content type is JSON: the default codec's JSON needs no header
+    if (contentType !== ContentTypes.json) headers[WireHeaders.contentType] = contentType
     if (opts.key !== undefined && (typeof opts.key !== 'string' || opts.key.length === 0))
       throw invalid('`key` must be a non-empty string. Nothing was sent.')
     if (
@@ -124,7 +131,11 @@ export function createPublishing(deps: PublishingDeps): Publishing {
       (typeof opts.id !== 'string' || opts.id.length === 0 || opts.id.length > 200)
     )
       throw invalid('`id` must be a string of 1-200 characters. Nothing was sent.')
-    const message: OutgoingMessage = { id: opts.id ?? uuidv7(), headers, body: bytes, timestamp: Date.now() }
+    // a default id is a UUID v7 and the timestamp its exact millisecond: brokers need not carry both
+    const id = opts.id ?? uuidv7()
+    const timestamp = opts.id === undefined ? lastUuidv7Ms() : Date.now()
+    const message: OutgoingMessage = { id, headers, body: bytes, timestamp, contentType }
+    if (bytes !== body) message.owned = true
     if (opts.key !== undefined) message.key = opts.key
     if (opts.delayMs !== undefined && opts.delayMs !== 0) {
       const delay = transport.capabilities.delay
@@ -157,18 +168,39 @@ export function createPublishing(deps: PublishingDeps): Publishing {
     return policy !== 'ignore' && canDetect
   }
 
-  /** transport.send with a deadline; a transport that overruns it gets a short grace, then a timeout */
-  const send = (
+  /**
+   * transport.send with a deadline; a transport that overruns it gets a short grace, then a
+   * timeout. Resolves with `result` (one promise and one reaction per send: this is every
+   * publish's path); `settled` runs once either way.
+   */
+  const send = <R>(
     name: string,
     messages: OutgoingMessage[],
     timeoutMs: number,
     policy: UnroutablePolicy,
-  ): Promise<void> => {
+    result: R,
+    settled?: () => void,
+  ): Promise<R> => {
     const deadline = Date.now() + timeoutMs
-    const options = detectUnroutable(policy) ? { deadline, detectUnroutable: true } : { deadline }
-    return new Promise<void>((resolve, reject) => {
+    let options: SendOptions
+    try {
+      options = detectUnroutable(policy) ? { deadline, detectUnroutable: true } : { deadline }
+    } catch (error) {
+      settled?.()
+      return Promise.reject(error)
+    }
+    return new Promise<R>((resolve, reject) => {
+      let done = false
+      const finish = (error?: unknown): void => {
+        if (done) return
+        done = true
+        guard.cancel()
+        settled?.()
+        if (error === undefined) resolve(result)
+        else reject(error)
+      }
       const guard = overrun.schedule(deadline + OVERRUN_GRACE_MS, () =>
-        reject(
+        finish(
           new MsgkitError(
             ErrorCodes.PUBLISH_TIMEOUT,
             `Publishing to ${name} was not confirmed within ${timeoutMs} ms. The broker may be down; the message may or may not have been stored.`,
@@ -176,33 +208,37 @@ export function createPublishing(deps: PublishingDeps): Publishing {
           ),
         ),
       )
-      transport.send(name, messages, options).then(
-        () => {
-          guard.cancel()
-          resolve()
-        },
-        (error: unknown) => {
-          guard.cancel()
-          if (isMsgkitError(error) && error.code === ErrorCodes.UNROUTABLE && policy === 'warn') {
-            // stored nowhere, but confirmed: say so loudly and go on
-            const ids = (error.details?.ids as string[] | undefined) ?? messages.map((m) => m.id)
-            deps.logger.warn(
-              { topic: name, ids },
-              'published message(s) reached no group: nobody provisioned a group for this topic yet, so the broker dropped them',
-            )
-            deps.emit('unroutable', { topic: name, ids })
-            resolve()
-          } else if (isMsgkitError(error)) reject(error)
-          else
-            reject(
-              new MsgkitError(
-                ErrorCodes.TRANSPORT_ERROR,
-                `Publishing to ${name} failed: ${describeError(error).message}`,
-                { cause: error, retriable: true },
-              ),
-            )
-        },
-      )
+      const failed = (error: unknown): void => {
+        if (isMsgkitError(error) && error.code === ErrorCodes.UNROUTABLE && policy === 'warn') {
+          // stored nowhere, but confirmed: say so loudly and go on
+          const ids = (error.details?.ids as string[] | undefined) ?? messages.map((m) => m.id)
+          deps.logger.warn(
+            { topic: name, ids },
+            'published message(s) reached no group: nobody provisioned a group for this topic yet, so the broker dropped them',
+          )
+          deps.emit('unroutable', { topic: name, ids })
+          finish()
+        } else if (isMsgkitError(error)) finish(error)
+        else
+          finish(
+            new MsgkitError(
+              ErrorCodes.TRANSPORT_ERROR,
+              `Publishing to ${name} failed: ${describeError(error).message}`,
+              {
+                cause: error,
+                retriable: true,
+              },
+            ),
+          )
+      }
+      let sending: Promise<void>
+      try {
+        sending = transport.send(name, messages, options)
+      } catch (error) {
+        failed(error)
+        return
+      }
+      sending.then(() => finish(), failed)
     })
   }
 
@@ -222,13 +258,13 @@ export function createPublishing(deps: PublishingDeps): Publishing {
       throw error
     }
     traced.message(message)
-    let sending: Promise<void>
-    try {
-      sending = send(name, [message], opts?.timeoutMs ?? deps.timeoutMs, opts?.unroutable ?? deps.unroutable)
-    } catch (error) {
-      traced.end(error)
-      throw error
-    }
+    const sending = send(
+      name,
+      [message],
+      opts?.timeoutMs ?? deps.timeoutMs,
+      opts?.unroutable ?? deps.unroutable,
+      undefined,
+    )
     sending.then(
       () => traced.end(),
       (error: unknown) => traced.end(error),
@@ -238,13 +274,21 @@ export function createPublishing(deps: PublishingDeps): Publishing {
 
   const makeProducer = (): Producer => {
     let producerClosed = false
-    const inflight = new Set<Promise<unknown>>()
-    const track = <R>(p: Promise<R>): Promise<R> => {
-      inflight.add(p)
-      const forget = (): void => {
-        inflight.delete(p)
+    // publishes in flight are counted, not collected: close() waits for the count to reach 0
+    let inflight = 0
+    let idle: Promise<void> | undefined
+    let wakeIdle: (() => void) | undefined
+    const settled = (): void => {
+      inflight -= 1
+      if (inflight === 0 && wakeIdle) {
+        const wake = wakeIdle
+        wakeIdle = idle = undefined
+        wake()
       }
-      p.then(forget, forget)
+    }
+    const track = <R>(p: Promise<R>): Promise<R> => {
+      inflight += 1
+      p.then(settled, settled)
       return p
     }
     const assertOpen = (): void => {
@@ -267,7 +311,8 @@ export function createPublishing(deps: PublishingDeps): Publishing {
           const message = prepare(name, typedTopic(topic), body, opts)
           const receipt: PublishReceipt = { id: message.id, topic: name }
           const policy = opts?.unroutable ?? deps.unroutable
-          return track(send(name, [message], opts?.timeoutMs ?? deps.timeoutMs, policy).then(() => receipt))
+          inflight += 1
+          return send(name, [message], opts?.timeoutMs ?? deps.timeoutMs, policy, receipt, settled)
         } catch (error) {
           return Promise.reject(error)
         }
@@ -302,26 +347,26 @@ export function createPublishing(deps: PublishingDeps): Publishing {
             if (p === 'reject' || (p === 'warn' && policy === 'ignore')) policy = p
           }
           traced?.sending(messages)
-          let sending: Promise<void>
-          try {
-            sending = send(name, messages, timeout, policy)
-          } catch (error) {
-            traced?.end(error)
-            throw error
-          }
+          const receipts = messages.map((m): PublishReceipt => ({ id: m.id, topic: name }))
+          inflight += 1
+          const sending = send(name, messages, timeout, policy, receipts, settled)
           if (traced)
             sending.then(
               () => traced.end(),
               (error: unknown) => traced.end(error),
             )
-          return track(sending.then(() => messages.map((m) => ({ id: m.id, topic: name }))))
+          return sending
         } catch (error) {
           return Promise.reject(error)
         }
       },
       async close() {
         producerClosed = true
-        await Promise.allSettled([...inflight])
+        if (inflight === 0) return
+        idle ??= new Promise<void>((resolve) => {
+          wakeIdle = resolve
+        })
+        await idle
       },
     }
     producers.add(producer)

@@ -43,17 +43,50 @@ export interface Capabilities {
    * provisioned for) and core cannot warn.
    */
   unroutable: boolean
+  // ---- operator features (optional; absent = off). Each one names the member or request field a
+  // transport implements when it declares the flag; core and the msgkit CLI refuse the feature with
+  // MSGKIT_CAPABILITY_UNSUPPORTED where the flag is off or the member is missing.
+  /** `SubscribeRequest.temporary`: a group that lives only as long as its subscription (`msgkit tail`). */
+  temporaryGroups?: boolean
+  /**
+   * `SubscribeRequest.fromStart`: a new group can start at the oldest message the broker still keeps
+   * (a log, like Kafka), not only at messages published from now on.
+   */
+  replay?: boolean
+  /** `Transport.sendToGroup`: put messages into one group's storage only (dead-letter redrive). */
+  sendToGroup?: boolean
+  /**
+   * `Transport.browse`: read the messages waiting for a group without removing them (`msgkit dlq
+   * list/show`). `exact`: reading changes nothing. `redelivers`: the broker can only read by
+   * delivering, so every message read comes back marked redelivered with its broker delivery count
+   * one higher (RabbitMQ quorum queues: `x-delivery-count`; SQS: `ApproximateReceiveCount`).
+   */
+  browse?: false | 'exact' | 'redelivers'
 }
 
 /** A message on its way to the broker. Core has already encoded the body and set every field. */
 export interface OutgoingMessage {
   id: string
   key?: string
-  /** user headers plus msgkit's reserved `msgkit-*` headers; all values are strings */
+  /**
+   * user headers plus msgkit's reserved `msgkit-*` headers; all values are strings. The
+   * `msgkit-content-type` header is left out for `application/json` (what a message without one
+   * is read as); `contentType` always has it.
+   */
   headers: Headers
   body: Uint8Array
-  /** epoch milliseconds */
+  /**
+   * epoch milliseconds. With msgkit's default id (a UUID v7) it is the millisecond the id encodes,
+   * so a transport need not send it separately (see `compactWireHeaders`).
+   */
   timestamp: number
+  /** the body's content type, for brokers with a field of their own for it (AMQP `content-type`) */
+  contentType?: string
+  /**
+   * true when core made `body` for this message (the codec encoded a value): nobody else holds it,
+   * so a transport may keep it without a copy. Absent: the caller's own bytes, which it may reuse.
+   */
+  owned?: boolean
   /** only set when the transport declared `delay` */
   delayMs?: number
 }
@@ -143,6 +176,30 @@ export interface SubscribeRequest {
   group: string
   /** how many unacked deliveries the transport may hand to core at once */
   prefetch: number
+  /**
+   * Only with capability `temporaryGroups`. The group exists for this subscription alone: fresh
+   * storage (keeping what is published from now on), shared with no other subscription, removed
+   * with whatever it holds when the subscription closes. When the process dies instead, the broker
+   * removes it by itself (RabbitMQ: an exclusive queue, gone with its connection) or the adapter's
+   * docs say when and how it goes. Never set for a group that a service could also use.
+   */
+  temporary?: boolean
+  /**
+   * Only with capability `replay`. A group with no position yet starts at the oldest message the
+   * broker keeps for the topic, instead of at messages published from now on. A group that already
+   * has a position keeps it.
+   */
+  fromStart?: boolean
+}
+
+/** What `Transport.browse` reads. */
+export interface BrowseRequest {
+  topic: string
+  group: string
+  /** hand over at most this many messages */
+  limit: number
+  /** stop early; everything read so far is put back before the promise settles */
+  signal?: AbortSignal
 }
 
 /**
@@ -184,6 +241,12 @@ export interface Transport {
   readonly capabilities: Capabilities
   /** Facts for OpenTelemetry spans and metrics (optional; see TransportTelemetry). */
   readonly telemetry?: TransportTelemetry
+  /**
+   * The prefetch a subscription gets when its options set none (optional; core's default is
+   * 8 × concurrency, from 16 to 1000). A transport whose throughput depends on a larger window
+   * (measured: RabbitMQ) says so here.
+   */
+  defaultPrefetch?(concurrency: number): number
   /** Connect (or fail with MSGKIT_CONNECTION_FAILED / MSGKIT_AUTH_FAILED within seconds). */
   connect(): Promise<void>
   /** Resolve only once the broker durably accepted every message; reject with a MsgkitError. */
@@ -193,6 +256,26 @@ export interface Transport {
   subscribe(request: SubscribeRequest, onDelivery: DeliveryHandler): Promise<TransportSubscription>
   /** Close every subscription and the connection. Idempotent, safe to call concurrently. */
   close(): Promise<void>
+  /**
+   * Optional, with capability `sendToGroup`. Like `send`, but only `group`'s storage for `topic`
+   * receives the messages: no other group of the topic, no pattern subscription. Resolves once the
+   * broker durably stored every one; waits through an outage until `deadline`, then rejects with
+   * MSGKIT_PUBLISH_TIMEOUT, exactly like `send`. Keeps id, key, headers and timestamp; ignores
+   * `delayMs`. Never creates the group: where it has no storage for `topic`, reject with
+   * MSGKIT_UNROUTABLE (`details.ids`) and store nothing there.
+   */
+  sendToGroup?(topic: string, group: string, messages: OutgoingMessage[], options: SendOptions): Promise<void>
+  /**
+   * Optional, with capability `browse`. Hands `onMessage` up to `limit` of the messages waiting in
+   * `group`'s storage for `topic`, in the order the group would receive them (per partition on a
+   * partitioned log), and leaves every one of them there: once the promise settles (resolved,
+   * rejected or aborted) each message read is back in place, in its order, for the group's
+   * consumers; none is removed, duplicated or reordered. While it runs the messages read may be
+   * invisible to the group's consumers; messages a consumer holds unacked may be missed. Never
+   * creates the group: one without storage reads as empty. See `Capabilities.browse` for what
+   * reading may change (`redelivers`).
+   */
+  browse?(request: BrowseRequest, onMessage: (message: TransportMessage) => void): Promise<void>
 }
 
 /** What an adapter package exports (as `default`): name, schemes, config schema, factory. */

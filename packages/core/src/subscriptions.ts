@@ -117,6 +117,18 @@ export function createSubscriptions(deps: SubscriptionsDeps): Subscriptions {
         transport,
         'Set deadLetter: false and handle failures in your handler.',
       )
+    if (options.temporary && !caps.temporaryGroups)
+      throw unsupported(
+        'temporary groups (temporary: true)',
+        transport,
+        "Use a group name of your own and delete the group with the broker's tools when done.",
+      )
+    if (options.fromStart && !caps.replay)
+      throw unsupported(
+        'starting a group at the oldest kept message (fromStart: true)',
+        transport,
+        'This broker keeps messages only for the groups that existed when they were published.',
+      )
     const bindingName = spec.topic ?? `pattern:${spec.pattern}`
     const groups = topicGroups.get(bindingName) ?? new Set<string>()
     if (!caps.fanout && groups.size > 0 && !groups.has(options.group)) {

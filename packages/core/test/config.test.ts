@@ -84,8 +84,13 @@ describe('createMessaging config', () => {
   })
 
   it('names the package to install when an adapter is missing', async () => {
-    // @msgkit/sqs is not part of this workspace yet, so the import really fails
-    const e = await failure(createMessaging('sqs://eu-west-1?endpoint=http://127.0.0.1:9324'))
+    // every adapter is in this workspace: import a package that really is not installed in its place
+    // (scripts/check-packages.mjs proves the same with npm-installed tarballs and no @msgkit/kafka)
+    const e = await failure(
+      createMessaging('sqs://eu-west-1?endpoint=http://127.0.0.1:9324', {
+        loadModule: (specifier) => import(`${specifier}-not-installed`),
+      }),
+    )
     expect(e.code).toBe(ErrorCodes.TRANSPORT_MISSING)
     expect(e.message).toContain('@msgkit/sqs')
     expect(e.message).toMatch(/pnpm add @msgkit\/sqs/)

@@ -1,5 +1,6 @@
 /** @msgkit/testkit: the contract suite every transport passes, and helpers for your own tests. */
 export { type Mutant, runMutantCheck } from './contract/mutants.js'
+export { type OperatorCasesOptions, runOperatorCases } from './contract/operator-features.js'
 export { defineContractCases, runContractSuite } from './contract/run-contract-suite.js'
 export { type ContractCase, type SuiteKit, setContractWaits } from './contract/support.js'
 export { type RunCommandOptions, runCommand, waitUntilReady } from './faults/commands.js'

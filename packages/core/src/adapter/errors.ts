@@ -82,3 +82,19 @@ export function connectFailure(
 export function closedError(transport: string, what = 'This transport'): MsgkitError {
   return new MsgkitError(ErrorCodes.CLOSED, `${what} is closed (${transport}); nothing was done.`)
 }
+
+/**
+ * A lookup table from groups of whitespace-separated names (error classes, codes, protocol error
+ * types) to what they mean, so an adapter's error table reads as data:
+ * `namesTable({ connection: 'ECONNRESET EPIPE', auth: 'SASL_AUTHENTICATION_FAILED' })`.
+ */
+export function namesTable<K extends string>(groups: Partial<Record<K, string>>): ReadonlyMap<string, K> {
+  return new Map(
+    (Object.entries(groups) as Array<[K, string]>).flatMap(([kind, names]) =>
+      names
+        .trim()
+        .split(/\s+/)
+        .map((name): [string, K] => [name, kind]),
+    ),
+  )
+}

@@ -6,13 +6,43 @@
  * - {@link createOutbox}: sends wait through an outage until their own deadline, batched, each
  *   send settled exactly once; the adapter writes `flush(batch)` and an error table;
  * - {@link createDelivery}: settle once, and a settle after the session is gone is a no-op;
+ * - {@link createIntake}: a pull-based consumer's prefetch, with one shared tick (a heartbeat) while full;
+ * - {@link createCoalescer}: settles (commits, batched acks, deletes) in the background, one request
+ *   in flight, what arrived meanwhile coalesced, failures retried, a bounded `drain`;
+ * - {@link whenDrained}: wait out a driver's full write buffer (`drain`, or `close`);
+ * - {@link createCumulativeAcks}: RabbitMQ-style `multiple` acks once per I/O turn, over the finished
+ *   prefix only (never past a delivery still being handled);
+ * - {@link createPrefixTracker}: which deliveries of an ordered stream are done, so only the done
+ *   prefix is acknowledged (a Kafka commit, a RabbitMQ `multiple` ack);
+ * - {@link createRestarter}: a consumer brought back after a crash, one attempt at a time, with backoff;
+ * - {@link createSubscriptionSet}: a transport's open subscriptions, closed with it, none leaked by a late start;
  * - {@link createDeadlineTimer}: many deadlines, one timer;
+ * - {@link createDeclarations}: idempotent declarations run once per key, failures tried again;
+ * - {@link namesTable}: an error table's lookup from groups of names (data, not regexes);
  * - {@link uninstrumented}: a driver's consumer entry point without its OpenTelemetry wrapper.
  *
  * See docs/writing-a-transport.md.
  * @packageDocumentation
  */
+export { type DrainingEmitter, whenDrained } from './backpressure.js'
+export { type Coalescer, type CoalescerOptions, createCoalescer } from './coalescer.js'
+export {
+  flagSchema,
+  hostsSchema,
+  intSchema,
+  reconnectSchema,
+  type TlsOptions,
+  tlsOptionsSchema,
+  tlsSchema,
+  tlsSocketOptions,
+} from './config.js'
+export {
+  type CumulativeAcks,
+  type CumulativeAcksOptions,
+  createCumulativeAcks,
+} from './cumulative-acks.js'
 export { createDeadlineTimer, type DeadlineHandle, type DeadlineTimer } from './deadlines.js'
+export { createDeclarations, type Declarations } from './declarations.js'
 export {
   createDelivery,
   createInFlightCounter,
@@ -27,8 +57,10 @@ export {
   type FailureKind,
   failureKind,
   finalError,
+  namesTable,
 } from './errors.js'
 export { endpointTelemetry, uninstrumented } from './instrumentation.js'
+export { createIntake, type Intake } from './intake.js'
 export {
   createOutbox,
   DEFAULT_CLOSE_GRACE_MS,
@@ -37,6 +69,9 @@ export {
   type OutboxEntry,
   type OutboxOptions,
 } from './outbox.js'
+export { createPrefixTracker, type PrefixTracker } from './prefix-tracker.js'
+export { createRestarter, type Restarter, type RestarterOptions } from './restarter.js'
+export { createSubscriptionSet, type SubscriptionSet } from './subscriptions.js'
 export {
   createSupervisor,
   type RestoreHook,

@@ -34,6 +34,9 @@ interface Queue {
   ready: Deque<QueueEntry>
   consumers: MemoryConsumer[]
   next: number
+  /** a dispatch is queued (one microtask however many publishes and acks asked for it) */
+  scheduled: boolean
+  dispatchSoon: () => void
 }
 
 export interface MemoryBroker {
@@ -53,6 +56,14 @@ export interface MemoryBroker {
   requeue(queueName: string, consumer: MemoryConsumer, tag: number): void
   /** messages ready or unacked in a queue */
   pending(queueName: string): number
+  /** true when the queue exists */
+  hasQueue(queueName: string): boolean
+  /** removes a queue with its messages; its consumers get nothing more. Idempotent. */
+  deleteQueue(queueName: string): void
+  /** stores a message in one queue only; false when there is no such queue */
+  enqueue(queueName: string, message: StoredMessage): boolean
+  /** the first `limit` ready messages of a queue, oldest first, left in place (with their delivery counts) */
+  peek(queueName: string, limit: number): Array<{ message: StoredMessage; deliveries: number }>
   /** cut every connection, stay down for `downMs`, then accept connections again; queues survive */
   restart(downMs?: number): Promise<void>
   /** stop for good: connections fail until `start()` */
@@ -70,6 +81,9 @@ export function memoryQueueName(binding: { topic?: string; pattern?: string }, g
 /** Creates a broker (use `getMemoryBroker` to share one by name). */
 export function createMemoryBroker(name: string): MemoryBroker {
   const queues = new Map<string, Queue>()
+  // routing looks up a topic's own queues instead of testing every queue on every publish
+  const exactQueues = new Map<string, Queue[]>()
+  const patternQueues: Queue[] = []
   const listeners = new Set<(up: boolean) => void>()
   let up = true
 
@@ -100,22 +114,27 @@ export function createMemoryBroker(name: string): MemoryBroker {
     }
   }
 
+  /** one stored message, shared read-only by every queue it routes to */
   const route = (topic: string, message: StoredMessage): boolean => {
+    const stored = message.topic === topic ? message : { ...message, topic }
     let routed = false
-    for (const q of queues.values()) {
-      if (q.exact === topic || q.pattern?.test(topic)) {
-        q.ready.push({ message: { ...message, topic }, deliveries: 0 })
-        queueMicrotask(() => dispatch(q))
+    for (const q of exactQueues.get(topic) ?? []) {
+      q.ready.push({ message: stored, deliveries: 0 })
+      q.dispatchSoon()
+      routed = true
+    }
+    for (const q of patternQueues) {
+      if (q.pattern?.test(topic)) {
+        q.ready.push({ message: stored, deliveries: 0 })
+        q.dispatchSoon()
         routed = true
       }
     }
     return routed
   }
 
-  const routable = (topic: string): boolean => {
-    for (const q of queues.values()) if (q.exact === topic || q.pattern?.test(topic)) return true
-    return false
-  }
+  const routable = (topic: string): boolean =>
+    (exactQueues.get(topic)?.length ?? 0) > 0 || patternQueues.some((q) => q.pattern?.test(topic))
 
   const queue = (name: string): Queue => {
     const q = queues.get(name)
@@ -142,9 +161,31 @@ export function createMemoryBroker(name: string): MemoryBroker {
     ensureQueue(binding, group) {
       const qname = memoryQueueName(binding, group)
       if (!queues.has(qname)) {
-        const q: Queue = { name: qname, ready: new Deque(), consumers: [], next: 0 }
-        if (binding.topic !== undefined) q.exact = binding.topic
-        if (binding.pattern !== undefined) q.pattern = patternToRegExp(binding.pattern)
+        const q: Queue = {
+          name: qname,
+          ready: new Deque(),
+          consumers: [],
+          next: 0,
+          scheduled: false,
+          dispatchSoon() {
+            if (q.scheduled) return
+            q.scheduled = true
+            queueMicrotask(() => {
+              q.scheduled = false
+              dispatch(q)
+            })
+          },
+        }
+        if (binding.topic !== undefined) {
+          q.exact = binding.topic
+          const list = exactQueues.get(binding.topic)
+          if (list) list.push(q)
+          else exactQueues.set(binding.topic, [q])
+        }
+        if (binding.pattern !== undefined) {
+          q.pattern = patternToRegExp(binding.pattern)
+          patternQueues.push(q)
+        }
         queues.set(qname, q)
       }
       return qname
@@ -160,19 +201,19 @@ export function createMemoryBroker(name: string): MemoryBroker {
     attach(qname, consumer) {
       const q = queue(qname)
       q.consumers.push(consumer)
-      queueMicrotask(() => dispatch(q))
+      q.dispatchSoon()
     },
     detach(qname, consumer) {
       const q = queues.get(qname)
       if (!q) return
       q.consumers = q.consumers.filter((c) => c !== consumer)
       returnUnacked(q, consumer)
-      queueMicrotask(() => dispatch(q))
+      q.dispatchSoon()
     },
     ack(qname, consumer, tag) {
       if (consumer.unacked.delete(tag)) {
         const q = queues.get(qname)
-        if (q) queueMicrotask(() => dispatch(q))
+        if (q) q.dispatchSoon()
       }
     },
     requeue(qname, consumer, tag) {
@@ -182,7 +223,7 @@ export function createMemoryBroker(name: string): MemoryBroker {
       const q = queues.get(qname)
       if (!q) return
       q.ready.unshift(entry)
-      queueMicrotask(() => dispatch(q))
+      q.dispatchSoon()
     },
     pending(qname) {
       const q = queues.get(qname)
@@ -190,6 +231,34 @@ export function createMemoryBroker(name: string): MemoryBroker {
       let n = q.ready.length
       for (const c of q.consumers) n += c.unacked.size
       return n
+    },
+    hasQueue(qname) {
+      return queues.has(qname)
+    },
+    deleteQueue(qname) {
+      const q = queues.get(qname)
+      if (!q) return
+      queues.delete(qname)
+      if (q.exact !== undefined) {
+        const list = exactQueues.get(q.exact)?.filter((x) => x !== q) ?? []
+        if (list.length > 0) exactQueues.set(q.exact, list)
+        else exactQueues.delete(q.exact)
+      }
+      if (q.pattern) patternQueues.splice(patternQueues.indexOf(q), 1)
+      for (const c of q.consumers) c.unacked.clear()
+      q.consumers = []
+    },
+    enqueue(qname, message) {
+      const q = queues.get(qname)
+      if (!q) return false
+      q.ready.push({ message, deliveries: 0 })
+      q.dispatchSoon()
+      return true
+    },
+    peek(qname, limit) {
+      const q = queues.get(qname)
+      if (!q) return []
+      return q.ready.first(limit).map((e) => ({ message: e.message, deliveries: e.deliveries }))
     },
     async restart(downMs = 500) {
       setUp(false)

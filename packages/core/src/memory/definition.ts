@@ -1,8 +1,34 @@
 /** The built-in memory transport: the embedded default for demos, unit tests and local development. */
 import { z } from 'zod'
 import { ErrorCodes, MsgkitError } from '../errors.js'
-import type { Delivery, Transport, TransportDefinition, TransportSubscription } from '../spi.js'
-import { getMemoryBroker, type MemoryConsumer } from './broker.js'
+import type {
+  Delivery,
+  OutgoingMessage,
+  SendOptions,
+  Transport,
+  TransportDefinition,
+  TransportMessage,
+  TransportSubscription,
+} from '../spi.js'
+import { getMemoryBroker, type MemoryConsumer, memoryQueueName, type StoredMessage } from './broker.js'
+
+/** What send, ack and nack return when they are done at once (the usual case: no promise each). */
+const DONE: Promise<void> = Promise.resolve()
+
+/** A stored message as the transport hands it over; `deliveries` counts this delivery too. */
+function toTransportMessage(message: StoredMessage, deliveries: number): TransportMessage {
+  return {
+    id: message.id,
+    topic: message.topic,
+    ...(message.key === undefined ? {} : { key: message.key }),
+    // stored once at send time and shared read-only: no copy per delivery
+    headers: message.headers,
+    body: message.body,
+    timestamp: message.timestamp,
+    attempt: deliveries,
+    redelivered: deliveries > 1,
+  }
+}
 
 export const memoryConfigSchema = z
   .object({
@@ -96,6 +122,38 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
       }
     }
 
+    /**
+     * Puts each message into every queue it routes to; throws MSGKIT_UNROUTABLE when asked to.
+     * At most one body copy: a body core encoded (`owned`) is kept, the caller's own bytes are
+     * copied (it may reuse its array). The headers object is core's own, made for this message, and
+     * is shared read-only from here on.
+     */
+    const store = (topic: string, messages: OutgoingMessage[], options: SendOptions): void => {
+      let unroutable: string[] | undefined
+      for (const m of messages) {
+        const stored: StoredMessage = {
+          id: m.id,
+          topic,
+          headers: m.headers,
+          // bytes core encoded are kept as they are; the caller's own (it may reuse them) are copied
+          body: m.owned ? m.body : Buffer.from(m.body),
+          timestamp: m.timestamp,
+        }
+        if (m.key !== undefined) stored.key = m.key
+        if (!broker.publish(topic, stored, m.delayMs)) {
+          unroutable ??= []
+          unroutable.push(m.id)
+        }
+      }
+      if (options.detectUnroutable && unroutable) {
+        throw new MsgkitError(
+          ErrorCodes.UNROUTABLE,
+          `${unroutable.length} message(s) for ${topic} reached no group: nobody provisioned a group for this topic.`,
+          { details: { topic, ids: unroutable } },
+        )
+      }
+    }
+
     return {
       name: 'memory',
       // an in-process broker: no server address; a custom `messaging.system` value (none in the conventions fits)
@@ -113,6 +171,11 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
         // the memory broker counts every delivery, give-backs included
         deliveryCount: 'exact',
         unroutable: true,
+        temporaryGroups: true,
+        // nothing is kept for a group that did not exist when a message was published
+        replay: false,
+        sendToGroup: true,
+        browse: 'exact',
       },
       async connect() {
         if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')
@@ -135,30 +198,14 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
         unlisten = broker.onStateChange(onBrokerState)
         context.emit({ type: 'connected' })
       },
-      async send(topic, messages, options) {
-        await waitConnected(options.deadline)
-        const unroutable: string[] = []
-        for (const m of messages) {
-          const stored = {
-            id: m.id,
-            topic,
-            headers: { ...m.headers },
-            body: m.body.slice(),
-            timestamp: m.timestamp,
-          }
-          const routed = broker.publish(
-            topic,
-            m.key === undefined ? stored : { ...stored, key: m.key },
-            m.delayMs,
-          )
-          if (!routed) unroutable.push(m.id)
-        }
-        if (options.detectUnroutable && unroutable.length > 0) {
-          throw new MsgkitError(
-            ErrorCodes.UNROUTABLE,
-            `${unroutable.length} message(s) for ${topic} reached no group: nobody provisioned a group for this topic.`,
-            { details: { topic, ids: unroutable } },
-          )
+      send(topic, messages, options) {
+        // connected (the usual case): stored at once, no async frame
+        if (!connected) return waitConnected(options.deadline).then(() => store(topic, messages, options))
+        try {
+          store(topic, messages, options)
+          return DONE
+        } catch (error) {
+          return Promise.reject(error)
         }
       },
       async provision(topic, group) {
@@ -168,38 +215,38 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
         if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')
         const binding =
           request.topic !== undefined ? { topic: request.topic } : { pattern: request.pattern as string }
+        if (request.temporary && broker.hasQueue(memoryQueueName(binding, request.group))) {
+          throw new MsgkitError(
+            ErrorCodes.INVALID_ARGUMENT,
+            `Group ${request.group} already exists for ${request.topic ?? request.pattern}: a temporary group needs a name of its own.`,
+          )
+        }
         const qname = broker.ensureQueue(binding, request.group)
         let stopped = false
+        const reportError = (error: unknown): void => context.emit({ type: 'error', error })
         const consumer: MemoryConsumer = {
           prefetch: request.prefetch,
           unacked: new Map(),
           deliver({ message, deliveries, tag }) {
             let settled = false
+            // (plain methods, not a class: wrappers spread deliveries — `{ ...delivery, message }`)
             const delivery: Delivery = {
-              message: {
-                id: message.id,
-                topic: message.topic,
-                ...(message.key === undefined ? {} : { key: message.key }),
-                // stored once at send time and shared read-only: no copy per delivery
-                headers: message.headers,
-                body: message.body,
-                timestamp: message.timestamp,
-                attempt: deliveries,
-                redelivered: deliveries > 1,
-              },
-              async ack() {
-                if (settled) return
+              message: toTransportMessage(message, deliveries),
+              ack() {
+                if (settled) return DONE
                 settled = true
                 broker.ack(qname, consumer, tag)
+                return DONE
               },
-              async nack(options) {
-                if (settled) return
+              nack(options) {
+                if (settled) return DONE
                 settled = true
                 if (options?.requeue === false) broker.ack(qname, consumer, tag)
                 else broker.requeue(qname, consumer, tag)
+                return DONE
               },
             }
-            void onDelivery(delivery).catch((error: unknown) => context.emit({ type: 'error', error }))
+            onDelivery(delivery).then(undefined, reportError)
           },
         }
         const handle = {
@@ -210,6 +257,7 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
             stopped = true
             subscriptions.delete(handle)
             broker.detach(qname, consumer)
+            if (request.temporary) broker.deleteQueue(qname)
           },
         }
         subscriptions.add(handle)
@@ -221,6 +269,37 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
             consumer.prefetch = 0
           },
           close: handle.close,
+        }
+      },
+      async sendToGroup(topic, group, messages, options) {
+        await waitConnected(options.deadline)
+        const qname = memoryQueueName({ topic }, group)
+        if (!broker.hasQueue(qname)) {
+          throw new MsgkitError(
+            ErrorCodes.UNROUTABLE,
+            `Group ${group} has no storage for ${topic} (never provisioned, or deleted): nothing was stored.`,
+            { details: { topic, group, ids: messages.map((m) => m.id) } },
+          )
+        }
+        for (const m of messages) {
+          const stored: StoredMessage = {
+            id: m.id,
+            topic,
+            headers: m.headers,
+            body: Buffer.from(m.body),
+            timestamp: m.timestamp,
+          }
+          if (m.key !== undefined) stored.key = m.key
+          broker.enqueue(qname, stored)
+        }
+      },
+      async browse(request, onMessage) {
+        if (closed) throw new MsgkitError(ErrorCodes.CLOSED, 'The memory transport is closed.')
+        const qname = memoryQueueName({ topic: request.topic }, request.group)
+        for (const { message, deliveries } of broker.peek(qname, request.limit)) {
+          if (request.signal?.aborted) return
+          // reading is not a delivery: the message shows the number its next delivery will have
+          onMessage(toTransportMessage(message, deliveries + 1))
         }
       },
       async close() {

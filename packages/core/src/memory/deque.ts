@@ -26,6 +26,11 @@ export class Deque<T> {
     this.head = 0
   }
 
+  /** the first `count` items, front first, left in place */
+  first(count: number): T[] {
+    return this.items.slice(this.head, this.head + Math.max(0, count)) as T[]
+  }
+
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined
     const item = this.items[this.head]
