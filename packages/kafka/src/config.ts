@@ -101,8 +101,8 @@ export function kafkaConfigFromUrl(url: ParsedUrl): Record<string, unknown> {
 }
 
 /**
- * Retries inside kafkajs stay short and finite: the kit retries sends until their deadline and
- * reconnects, kafkajs restarts its consumers, and a bounded retry cannot outlive close().
+ * Retries inside kafkajs stay short and finite: the kit retries sends until their deadline,
+ * reconnects and replaces crashed consumers, and a bounded retry cannot outlive close().
  * (kafkajs picks other defaults when NODE_ENV=test; passing them explicitly avoids that.)
  */
 export const CLIENT_RETRY: RetryOptions = {
@@ -112,6 +112,9 @@ export const CLIENT_RETRY: RetryOptions = {
   factor: 0.2,
   multiplier: 2,
 }
+
+/** provision(), subscribe() and a pattern's topic list keep trying this long while the broker is unreachable. */
+export const BROKER_WAIT_MS = 30_000
 
 /**
  * A kafkajs client (no connections yet), its logs routed to msgkit's logger. Connecting retries

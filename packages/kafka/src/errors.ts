@@ -3,26 +3,17 @@
  * by kafkajs error class name and Kafka protocol error type (data, never regexes on message text).
  */
 import { type ErrorCode, ErrorCodes, isMsgkitError, MsgkitError } from '@msgkit/core'
-import type { ErrorTable, FailureKind } from '@msgkit/core/adapter'
+import { type ErrorTable, namesTable } from '@msgkit/core/adapter'
 
 /** How msgkit sees a kafkajs error. */
 export type ErrorClass = 'connection' | 'transient' | 'auth' | 'too-large' | 'rejected'
 
-const table = (groups: Partial<Record<ErrorClass, string>>): ReadonlyMap<string, ErrorClass> =>
-  new Map(
-    Object.entries(groups).flatMap(([klass, names]) =>
-      names
-        .trim()
-        .split(/\s+/)
-        .map((n) => [n, klass as ErrorClass]),
-    ),
-  )
-
-/** kafkajs error classes (`name`, after unwrapping retry wrappers); the last three are ours. */
-const BY_NAME = table({
+/** kafkajs error classes (`name`, after unwrapping retry wrappers; the last two are ours), and Node socket codes. */
+const BY_NAME = namesTable<ErrorClass>({
   // KafkaJSRequestTimeoutError: no answer within requestTimeout, a frozen broker: reconnect
   connection: `KafkaJSConnectionError KafkaJSConnectionClosedError KafkaJSBrokerNotFound KafkaJSNoBrokerAvailableError
-    KafkaJSGroupCoordinatorNotFound KafkaJSRequestTimeoutError KafkaConnectTimeoutError`,
+    KafkaJSGroupCoordinatorNotFound KafkaJSRequestTimeoutError KafkaConnectTimeoutError
+    ECONNREFUSED ECONNRESET EPIPE ENOTFOUND EAI_AGAIN ETIMEDOUT EHOSTUNREACH`,
   transient: `KafkaJSLockTimeout KafkaJSTimeout KafkaJSMetadataNotLoaded KafkaJSTopicMetadataNotLoaded
     KafkaJSStaleTopicMetadataAssignment`,
   auth: 'KafkaJSSASLAuthenticationError',
@@ -30,7 +21,7 @@ const BY_NAME = table({
 })
 
 /** Kafka protocol error types (`type`). Anything absent is transient when the broker marks it retriable. */
-const BY_PROTOCOL_TYPE = table({
+const BY_PROTOCOL_TYPE = namesTable<ErrorClass>({
   auth: 'SASL_AUTHENTICATION_FAILED UNSUPPORTED_SASL_MECHANISM ILLEGAL_SASL_STATE',
   'too-large': 'MESSAGE_TOO_LARGE RECORD_LIST_TOO_LARGE',
   rejected: `TOPIC_AUTHORIZATION_FAILED GROUP_AUTHORIZATION_FAILED CLUSTER_AUTHORIZATION_FAILED
@@ -43,37 +34,15 @@ const BY_PROTOCOL_TYPE = table({
     UNKNOWN_PRODUCER_ID INVALID_PRODUCER_EPOCH`,
 })
 
-/** Node socket errors that surface without a kafkajs wrapper. */
-const SOCKET_CODES = new Set(
-  'ECONNREFUSED ECONNRESET EPIPE ENOTFOUND EAI_AGAIN ETIMEDOUT EHOSTUNREACH'.split(' '),
-)
-
-/** What the kit does per class: a message too large or refused is final for that message. */
-const KIND: Readonly<Record<ErrorClass, FailureKind>> = {
-  connection: 'connection',
-  transient: 'transient',
-  auth: 'auth',
-  'too-large': 'fatal',
-  rejected: 'fatal',
-}
-
-interface KafkaLikeError {
-  name?: string
-  type?: string
-  message?: string
-  retriable?: boolean
-  cause?: unknown
-  errors?: unknown[]
-  code?: unknown
-}
+type KafkaLikeError = { name?: string; type?: string; message?: string; retriable?: boolean; code?: unknown }
 
 /** kafkajs wraps the real failure (retries exhausted, non-retriable, aggregate): dig to the root. */
 export function rootCause(error: unknown): unknown {
-  let e = error as KafkaLikeError | null
+  let e = error as (KafkaLikeError & { cause?: unknown; errors?: unknown[] }) | null
   for (let depth = 0; depth < 10 && e && typeof e === 'object'; depth++) {
     if ((e.name === 'KafkaJSNumberOfRetriesExceeded' || e.name === 'KafkaJSNonRetriableError') && e.cause)
-      e = e.cause as KafkaLikeError
-    else if (e.name === 'KafkaJSAggregateError' && e.errors?.length) e = e.errors[0] as KafkaLikeError
+      e = e.cause as typeof e
+    else if (e.name === 'KafkaJSAggregateError' && e.errors?.length) e = e.errors[0] as typeof e
     else break
   }
   return e
@@ -85,7 +54,7 @@ export function classifyKafka(error: unknown): ErrorClass | undefined {
   if (!root || typeof root !== 'object') return undefined
   if (typeof root.type === 'string')
     return BY_PROTOCOL_TYPE.get(root.type) ?? (root.retriable ? 'transient' : undefined)
-  return BY_NAME.get(String(root.name)) ?? (SOCKET_CODES.has(String(root.code)) ? 'connection' : undefined)
+  return BY_NAME.get(String(root.name)) ?? BY_NAME.get(String(root.code))
 }
 
 function codeFor(klass: ErrorClass | undefined, operation: string): ErrorCode {
@@ -109,7 +78,8 @@ export function createKafkaErrors(scrub: (text: string) => string): ErrorTable {
     classify(error) {
       if (isMsgkitError(error)) return error.retriable ? 'transient' : 'fatal'
       const klass = classifyKafka(error)
-      return klass === undefined ? 'fatal' : KIND[klass]
+      // a message too large or refused is final for that message; unknown errors are not retried
+      return klass === undefined || klass === 'too-large' || klass === 'rejected' ? 'fatal' : klass
     },
     toError(error, context) {
       if (isMsgkitError(error)) return error

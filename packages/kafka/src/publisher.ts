@@ -25,7 +25,7 @@ export interface KafkaSession {
 }
 
 /** Creates and connects a producer (idempotent producers get their producer id here). */
-export async function openProducer(kafka: Kafka, config: KafkaTransportConfig): Promise<Producer> {
+export function openProducer(kafka: Kafka, config: KafkaTransportConfig): Promise<Producer> {
   const producer = kafka.producer({
     idempotent: config.idempotent,
     maxInFlightRequests: config.idempotent ? 1 : undefined,
@@ -33,19 +33,15 @@ export async function openProducer(kafka: Kafka, config: KafkaTransportConfig): 
     createPartitioner: Partitioners.DefaultPartitioner,
     retry: CLIENT_RETRY,
   })
-  try {
-    await producer.connect()
-    return producer
-  } catch (error) {
-    void producer.disconnect().catch(() => {})
-    throw error
-  }
-}
-
-export interface Publisher {
-  send(topic: string, messages: OutgoingMessage[], deadline: number): Promise<void>
-  /** give queued sends the kit's grace period, then reject the rest with MSGKIT_CLOSED */
-  close(): Promise<void>
+  const connected = producer.connect().then(
+    () => producer,
+    (error: unknown) => {
+      void producer.disconnect().catch(() => {})
+      throw error
+    },
+  )
+  connected.catch(() => {}) // whoever awaits it sees the error
+  return connected
 }
 
 export function createPublisher(deps: {
@@ -54,38 +50,33 @@ export function createPublisher(deps: {
   supervisor: Supervisor<KafkaSession>
   errors: ErrorTable
   topology: Topology
-}): Publisher {
+}) {
   const { kafka, config, errors, topology } = deps
   /** gzip can grow incompressible data a little: ~5 bytes per 16 KiB block plus its header */
   const gzipSlack = (bytes: number): number =>
     config.compression === 'gzip' ? Math.ceil(bytes / 16_384) * 5 + 64 : 0
-  const compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None
-
-  const renewProducer = (session: KafkaSession, error: unknown): void => {
-    // a connection failure replaces the whole session (and its producer) anyway
-    if (session.closed || errors.classify(error) === 'connection') return
-    const old = session.producer
-    session.producer = openProducer(kafka, config)
-    session.producer.catch(() => {}) // the next flush awaits it and sees the error
-    void old.then((p) => p.disconnect()).catch(() => {})
-  }
 
   const sendBatch = async (session: KafkaSession, batch: ReadonlyArray<{ topic: string; wire: Message }>) => {
     const byTopic = new Map<string, Message[]>()
-    for (const entry of batch) {
-      const list = byTopic.get(entry.topic)
-      if (list) list.push(entry.wire)
-      else byTopic.set(entry.topic, [entry.wire])
+    for (const { topic, wire } of batch) {
+      const list = byTopic.get(topic)
+      if (list) list.push(wire)
+      else byTopic.set(topic, [wire])
     }
     try {
       await (await session.producer).sendBatch({
         topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
         acks: -1,
         timeout: config.requestTimeout,
-        compression,
+        compression: config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
       })
     } catch (error) {
-      renewProducer(session, error)
+      // a connection failure replaces the whole session (and its producer) anyway
+      if (!session.closed && errors.classify(error) !== 'connection') {
+        const old = session.producer
+        session.producer = openProducer(kafka, config)
+        void old.then((p) => p.disconnect()).catch(() => {})
+      }
       throw error
     }
   }
@@ -113,7 +104,7 @@ export function createPublisher(deps: {
   })
 
   return {
-    async send(topic, messages, deadline) {
+    async send(topic: string, messages: OutgoingMessage[], deadline: number): Promise<void> {
       const wires = messages.map((message) => {
         const record = encodeRecord(message)
         // exact check of what core cannot see: key, per-header overhead, batch header, compression
@@ -129,6 +120,7 @@ export function createPublisher(deps: {
       })
       return outbox.send(topic, wires, deadline)
     },
+    /** gives queued sends the kit's grace period, then rejects the rest with MSGKIT_CLOSED */
     close: () => outbox.close(),
   }
 }

@@ -1,21 +1,22 @@
 /**
  * One msgkit subscription = one kafkajs consumer (one group member).
  *
- * - Intake is held at `prefetch` unacked deliveries (an in-flight counter; heartbeats go on while
- *   it waits, so the member stays in its group while core is busy).
- * - autoCommit is off: an OffsetTracker per partition knows which records are done, and only the
- *   processed prefix is committed, coalesced, one commit request at a time.
+ * - Intake is held at `prefetch` unacked deliveries; heartbeats go on while it waits, so the member
+ *   stays in its group while core is busy.
+ * - autoCommit is off: a prefix tracker per partition knows which records are done, and only the
+ *   processed prefix is committed (the kit's coalescer: one commit request at a time).
  * - A rebalance revokes partitions: nothing more is handed out or committed for them. When a
  *   partition comes back and the group's committed offset shows nobody else consumed it, the
  *   bookkeeping continues, so records still in flight with core are not handed out twice.
- * - kafkajs restarts a crashed consumer itself; when it gives up, the member is replaced. A crash
- *   for a connection-class reason is reported to the supervisor (one outage, one set of events).
- * - Pattern subscriptions re-read the topic list every `patternRefreshInterval` ms and restart the
- *   member with the new topics (kafkajs resolves a RegExp only at subscribe time).
+ * - A crashed member is replaced by the kit's restarter (kafkajs's own restart is off), right away
+ *   when the supervisor reconnects. A connection-class crash is reported to the supervisor (one
+ *   outage, one set of events).
+ * - Pattern subscriptions re-read the topic list every `patternRefreshInterval` ms and replace the
+ *   member when new topics match (kafkajs resolves a RegExp only at subscribe time).
  */
-import type { DeliveryHandler, Logger, SubscribeRequest, TransportSubscription } from '@msgkit/core'
+import type { DeliveryHandler, SubscribeRequest, TransportContext, TransportSubscription } from '@msgkit/core'
 import { patternToRegExp, sleep, withTimeout } from '@msgkit/core'
-import { createDelivery, createInFlightCounter, type ErrorTable, type Supervisor } from '@msgkit/core/adapter'
+import * as kit from '@msgkit/core/adapter'
 import {
   type Consumer,
   type EachBatchPayload,
@@ -24,31 +25,28 @@ import {
   PartitionAssigners,
 } from 'kafkajs'
 import { subscriptionAwareAssigner } from './assigner.js'
-import { CLIENT_RETRY, type KafkaTransportConfig } from './config.js'
+import { BROKER_WAIT_MS, CLIENT_RETRY, type KafkaTransportConfig } from './config.js'
 import { rootCause } from './errors.js'
 import { decodeRecord } from './mapping.js'
-import { OffsetTracker } from './offset-tracker.js'
 import type { KafkaSession } from './publisher.js'
 import type { Topology } from './topology.js'
 
 export interface SubscriberDeps {
   config: KafkaTransportConfig
-  supervisor: Supervisor<KafkaSession>
-  errors: ErrorTable
+  context: TransportContext
+  supervisor: kit.Supervisor<KafkaSession>
+  errors: kit.ErrorTable
   topology: Topology
-  logger: Logger
   /** a client per member: kafkajs shares a committed-offset cache between the consumers of one client */
   newClient(): Kafka
   provision(topic: string, group: string): Promise<void>
-  listTopics(): Promise<string[]>
-  emitError(error: unknown): void
 }
 
 interface Partition {
   topic: string
   partition: number
   owned: boolean
-  tracker?: OffsetTracker
+  tracker?: kit.PrefixTracker
   /** re-assigned with a tracker from before: decide continue/reset before using it */
   checkResume?: boolean
 }
@@ -58,13 +56,8 @@ const keyOf = (topic: string, partition: number): string => `${topic}\u0000${par
 const COMMIT_MS = 3_000
 const LEAVE_MS = 6_000
 const REQUEUE_DELAY_MS = 250
-const RESTART_DELAY_MS = 1_000
 const bounded = (work: Promise<unknown>, ms: number) =>
   withTimeout(work, ms, () => new Error('timed out')).catch(() => undefined)
-const signal = () => {
-  let fire!: () => void
-  return { promise: new Promise<void>((resolve) => (fire = resolve)), fire }
-}
 
 /** Starts a subscription; resolves once the member joined its group. */
 export async function startSubscriber(
@@ -72,110 +65,66 @@ export async function startSubscriber(
   onDelivery: DeliveryHandler,
   deps: SubscriberDeps,
 ): Promise<TransportSubscription> {
-  const {
-    config,
-    supervisor,
-    errors,
-    topology,
-    logger,
-    prefetch = request.prefetch,
-  } = { ...deps, ...request }
-  const group = request.group
+  const { config, supervisor, errors, topology } = deps
+  const { logger } = deps.context
+  const { group, prefetch } = request
   const pattern = request.pattern === undefined ? undefined : patternToRegExp(request.pattern)
   const what = request.topic ?? `pattern ${request.pattern}`
   // a member draining before a rebalance sends no heartbeats: stay well inside the session timeout
   const drainMs = Math.min(10_000, config.rebalanceTimeout / 3, config.sessionTimeout / 2)
   const topics = new Set<string>()
   const partitions = new Map<string, Partition>()
-  const inFlight = createInFlightCounter()
+  const intake = kit.createIntake(prefetch, config.heartbeatInterval)
   let consumer: Consumer | undefined
-  /** a consumer being replaced: its last commits still go through it */
+  /** how many of `topics` (which only grow) the live member subscribed to */
+  let memberTopics = 0
+  /** a member being replaced: its last commits still go through it */
   let retiring: Consumer | undefined
   /** the supervisor's session when this member last fetched: a crash after it is an outage of that one */
   let healthy: KafkaSession | undefined
   let memberId: string | undefined
+  /** a crashed member's id, to remove from the group until it must have expired by itself */
+  let crashed: { memberId: string; until: number } | undefined
+  let lastCrash: unknown
   let halted = false
   let closed = false
   let closing: Promise<void> | undefined
-  let restarting: Promise<void> | undefined
-  let timers: Partial<Record<'restart' | 'refresh' | 'reaper' | 'commit', NodeJS.Timeout>> = {}
-  /** fired when the subscription stops or the member changes: wakes every wait */
-  let wake = signal()
-  const wakeAll = (): void => {
-    const w = wake
-    wake = signal()
-    w.fire()
-  }
+  let refreshTimer: NodeJS.Timeout | undefined
   const active = (): boolean => !closed && !halted
 
-  // ---- commits: the processed prefix of each owned partition, one request at a time ----------
+  // ---- commits: the processed prefix of each owned partition ---------------------------------
 
-  let committing: Promise<void> | undefined
-  let commitAgain = false
   const due = () =>
     [...partitions.values()].flatMap((p) => {
-      const offset = p.owned && !p.checkResume ? p.tracker?.pendingCommit() : undefined
-      return offset === undefined ? [] : [{ p, tracker: p.tracker as OffsetTracker, offset }]
+      const offset = p.owned && !p.checkResume ? p.tracker?.pending() : undefined
+      return p.tracker && offset !== undefined ? [{ p, tracker: p.tracker, offset }] : []
     })
-
-  const scheduleCommit = (delayMs = 0): void => {
-    if (closed || timers.commit) return
-    timers.commit = setTimeout(() => {
-      timers.commit = undefined
-      void commit()
-    }, delayMs)
-  }
-
-  const commit = (): Promise<void> => {
-    const via = consumer ?? retiring
-    const batch = due()
-    if (committing) commitAgain = true
-    if (committing || !via || batch.length === 0) return committing ?? Promise.resolve()
-    const offsets = batch.map(({ p, offset }) => ({
-      topic: p.topic,
-      partition: p.partition,
-      offset: `${offset}`,
-    }))
-    committing = via.commitOffsets(offsets).then(
-      () => {
-        for (const c of batch) c.tracker.markCommitted(c.offset)
-        committing = undefined
-        if (commitAgain) scheduleCommit()
-        commitAgain = false
-      },
-      (error: unknown) => {
-        // rebalancing (the new owner commits from here), or the broker is away: try again later
-        logger.debug({ group, err: String(error) }, 'kafka: commit failed; will retry')
-        committing = undefined
-        commitAgain = false
-        scheduleCommit(500)
-      },
-    )
-    return committing
-  }
-
-  /** Commit what is done now and wait for it (bounded). */
-  const flushCommits = async (ms: number): Promise<void> => {
-    clearTimeout(timers.commit)
-    timers.commit = undefined
-    const deadline = Date.now() + ms
-    while (Date.now() < deadline && (committing || due().length > 0)) {
-      await bounded(committing ?? commit(), deadline - Date.now())
-      if (!committing && due().length > 0) await sleep(100) // it failed: a moment before the next try
-    }
-  }
+  const commits = kit.createCoalescer({
+    due: () => due().length > 0,
+    async flush() {
+      const via = consumer ?? retiring
+      if (!via) throw new Error('no group member to commit through (it is being replaced)')
+      const batch = due()
+      await via.commitOffsets(
+        batch.map(({ p, offset }) => ({ topic: p.topic, partition: p.partition, offset: `${offset}` })),
+      )
+      for (const c of batch) c.tracker.confirmed(c.offset)
+    },
+    // rebalancing (the new owner commits from here), or the broker is away: tried again later
+    onError: (error) => logger.debug({ group, err: String(error) }, 'kafka: commit failed; will retry'),
+  })
 
   // ---- hand-over -------------------------------------------------------------------------------
 
-  const hand = (p: Partition, tracker: OffsetTracker, record: KafkaMessage, redelivered: boolean): void => {
+  const hand = (p: Partition, tracker: kit.PrefixTracker, record: KafkaMessage, again: boolean): void => {
     const offset = Number(record.offset)
     const message = decodeRecord(p.topic, p.partition, record)
-    message.redelivered = redelivered
+    message.redelivered = again
     tracker.add(offset)
     const done = (): void => {
-      if (tracker.complete(offset) && p.tracker === tracker && p.owned) scheduleCommit()
+      if (tracker.complete(offset) && p.tracker === tracker && p.owned) commits.request()
     }
-    const settlement = inFlight.track({
+    const settlement = intake.track({
       ack: done,
       nack(requeue) {
         if (!requeue) return done()
@@ -185,25 +134,15 @@ export async function startSubscriber(
         setTimeout(() => void redeliver(p, tracker, record), REQUEUE_DELAY_MS)
       },
     })
-    onDelivery(createDelivery(message, settlement)).catch((error: unknown) =>
+    onDelivery(kit.createDelivery(message, settlement)).catch((error: unknown) =>
       logger.error({ group, err: String(error) }, 'kafka: delivery handler failed'),
     )
   }
 
-  const redeliver = async (p: Partition, tracker: OffsetTracker, record: KafkaMessage): Promise<void> => {
+  const redeliver = async (p: Partition, tracker: kit.PrefixTracker, record: KafkaMessage): Promise<void> => {
     const gone = (): boolean => !active() || !p.owned || p.tracker !== tracker
-    await waitForRoom(gone)
+    await intake.room(gone)
     if (!gone() && tracker.isReturned(Number(record.offset))) hand(p, tracker, record, true)
-  }
-
-  /** Wait until fewer than `prefetch` deliveries are unacked; heartbeat meanwhile inside a batch. */
-  const waitForRoom = async (stale: () => boolean, heartbeat?: () => Promise<void>): Promise<void> => {
-    while (inFlight.count >= prefetch && !stale()) {
-      const woken = wake.promise.then(() => false)
-      const room = inFlight.room(prefetch).then(() => false)
-      if (await Promise.race([room, woken, heartbeat ? sleep(config.heartbeatInterval) : woken]))
-        await heartbeatOrDrain(heartbeat as () => Promise<void>)
-    }
   }
 
   /**
@@ -217,9 +156,9 @@ export async function startSubscriber(
     } catch (error) {
       if ((rootCause(error) as { type?: string })?.type === 'REBALANCE_IN_PROGRESS' && !halted) {
         const until = Date.now() + drainMs
-        while (inFlight.count > 0 && Date.now() < until && !halted) await sleep(10)
-        await flushCommits(Math.max(0, until - Date.now()) + 1_000)
-        logger.debug({ group, what, left: inFlight.count }, 'kafka: rebalance; drained before rejoining')
+        while (intake.count > 0 && Date.now() < until && !halted) await sleep(10)
+        await commits.drain(Math.max(0, until - Date.now()) + 1_000)
+        logger.debug({ group, what, left: intake.count }, 'kafka: rebalance; drained before rejoining')
       }
       throw error
     }
@@ -227,7 +166,7 @@ export async function startSubscriber(
 
   const resume = (p: Partition, fetchOffset: number): void => {
     p.checkResume = false
-    if (p.tracker?.resume(fetchOffset) !== 'continued') p.tracker = new OffsetTracker(fetchOffset)
+    if (p.tracker?.resume(fetchOffset) !== 'continued') p.tracker = kit.createPrefixTracker(fetchOffset)
   }
 
   const eachBatch =
@@ -238,13 +177,14 @@ export async function startSubscriber(
       // kafkajs keeps the offset it fetched from on the batch (not in its typings)
       if (!p.tracker || p.checkResume)
         resume(p, Number((batch as { fetchedOffset?: string }).fetchedOffset ?? batch.firstOffset()))
-      const tracker = p.tracker as OffsetTracker
+      const tracker = p.tracker as kit.PrefixTracker
       const stale = (): boolean =>
         c !== consumer || halted || !isRunning() || isStale() || !p.owned || p.tracker !== tracker
       for (const record of batch.messages) {
         if (stale()) return
         if (!tracker.isHandedOut(Number(record.offset))) {
-          await waitForRoom(stale, heartbeat)
+          // heartbeats go on while core is busy: the member stays in its group
+          await intake.room(stale, () => heartbeatOrDrain(heartbeat))
           if (stale()) return
           hand(p, tracker, record, false)
         }
@@ -255,7 +195,7 @@ export async function startSubscriber(
       if (Number.isFinite(last) && last >= tracker.next) {
         tracker.skipTo(last)
         resolveOffset(batch.lastOffset())
-        scheduleCommit()
+        commits.request()
       }
       // notice a rebalance here rather than in kafkajs's loop, which would rejoin without draining
       await heartbeatOrDrain(heartbeat)
@@ -263,43 +203,25 @@ export async function startSubscriber(
 
   // ---- membership ------------------------------------------------------------------------------
 
-  let joined = signal()
-  let firstCrash: unknown
-
   /** Partitions back after a rebalance: continue or reset, by the group's committed offsets. */
   const resolveResumes = async (parts: Partition[]): Promise<void> => {
     const admin = supervisor.session?.admin
     if (!admin) return // decided at the first fetched batch instead
-    const topicsOf = [...new Set(parts.map((p) => p.topic))]
     try {
       const committed = new Map<string, number>()
-      for (const t of await admin.fetchOffsets({ groupId: group, topics: topicsOf }))
+      for (const t of await admin.fetchOffsets({
+        groupId: group,
+        topics: [...new Set(parts.map((p) => p.topic))],
+      }))
         for (const p of t.partitions) committed.set(keyOf(t.topic, p.partition), Number(p.offset))
       for (const p of parts) {
         const offset = committed.get(keyOf(p.topic, p.partition)) ?? -1
         if (p.checkResume && p.owned && offset >= 0) resume(p, offset)
       }
-      scheduleCommit()
+      commits.request()
     } catch (error) {
       logger.debug({ group, err: String(error) }, 'kafka: could not read committed offsets after a rebalance')
     }
-  }
-
-  /**
-   * A crashed kafkajs consumer restarts under a new member id, and its old id stays in the group
-   * until the session times out, holding up the rejoin. Tell the coordinator it left.
-   */
-  const reapStaleMember = (stale: string): void => {
-    clearTimeout(timers.reaper)
-    const until = Date.now() + Math.max(60_000, 2 * config.sessionTimeout)
-    const attempt = (): void => {
-      if (!active() || memberId !== stale || Date.now() > until) return
-      topology.leaveGroup(group, stale).then(
-        () => logger.debug({ group, memberId: stale }, 'kafka: removed the crashed member from the group'),
-        () => (timers.reaper = setTimeout(attempt, 500)),
-      )
-    }
-    timers.reaper = setTimeout(attempt, 200)
   }
 
   const onAssigned = (assignment: Record<string, number[]>, joinedAs: string): void => {
@@ -318,29 +240,31 @@ export async function startSubscriber(
         }
       }
     }
-    joined.fire()
     if (back.length > 0) void resolveResumes(back)
   }
 
   const revokeAll = (): void => {
     for (const p of partitions.values()) p.owned = false
-    wakeAll()
+    intake.wake()
   }
 
-  const onCrash = (c: Consumer, error: unknown, restart: boolean): void => {
+  const onCrash = (c: Consumer, error: unknown): void => {
     if (c !== consumer) return
+    consumer = undefined
+    lastCrash = error
+    if (memberId !== undefined)
+      crashed = { memberId, until: Date.now() + Math.max(60_000, 2 * config.sessionTimeout) }
     revokeAll()
-    firstCrash ??= error
-    if (memberId !== undefined && active()) reapStaleMember(memberId)
     if (errors.classify(error) === 'connection') {
       const session = healthy ?? supervisor.session
       if (session) supervisor.lost(session, error)
-    } else if (active()) deps.emitError(errors.toError(error, { operation: 'consume', topic: what }))
-    logger.warn({ group, what, restart, err: String(error) }, 'kafka: consumer crashed')
-    if (!restart && active()) {
-      clearTimeout(timers.restart)
-      timers.restart = setTimeout(() => void restartMember(), RESTART_DELAY_MS)
-    }
+    } else if (active())
+      deps.context.emit({
+        type: 'error',
+        error: errors.toError(error, { operation: 'consume', topic: what }),
+      })
+    logger.warn({ group, what, err: String(error) }, 'kafka: consumer crashed; replacing it')
+    restarts.soon()
   }
 
   const newConsumer = (): Consumer => {
@@ -352,34 +276,65 @@ export async function startSubscriber(
       heartbeatInterval: config.heartbeatInterval,
       maxWaitTimeInMs: config.maxWaitTime,
       allowAutoTopicCreation: false,
-      retry: { ...CLIENT_RETRY, restartOnFailure: async () => active() && c === consumer },
+      retry: { ...CLIENT_RETRY, restartOnFailure: async () => false },
     })
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       if (c === consumer) onAssigned(payload.memberAssignment, payload.memberId)
     })
-    c.on(c.events.CRASH, ({ payload }) => onCrash(c, payload.error, payload.restart))
+    c.on(c.events.CRASH, ({ payload }) => onCrash(c, payload.error))
     c.on(c.events.FETCH, () => {
       if (c === consumer) healthy = supervisor.session ?? healthy
     })
     return c
   }
 
-  /** Creates, connects and runs a member for the current topic set; resolves after its first join. */
-  const startMember = async (): Promise<void> => {
-    if (topics.size === 0 || !active()) return
+  /**
+   * A crashed member's id stays in the group until its session times out (after a broker restart,
+   * counted from the restart), and the rejoin waits for it: remove it. While the broker is away the
+   * attempt fails (and is retried); while its coordinator loads or moves, try again shortly.
+   */
+  const leaveCrashed = async (): Promise<void> => {
+    while (crashed && Date.now() < crashed.until && active()) {
+      try {
+        await topology.leaveGroup(group, crashed.memberId)
+        break
+      } catch (error) {
+        const kind = errors.classify(error)
+        if (kind === 'connection') throw error
+        if (kind !== 'transient') break // refused for good: not worth a wait
+      }
+      await sleep(200)
+    }
+    crashed = undefined
+  }
+
+  /** A member commits what is done through it, then leaves the group (both bounded). */
+  const retire = async (c: Consumer): Promise<void> => {
+    consumer = undefined
+    retiring = c
+    intake.wake()
+    await commits.drain(COMMIT_MS)
+    revokeAll()
+    await bounded(c.disconnect(), LEAVE_MS)
+    retiring = undefined
+  }
+
+  /** One restart attempt: a member for the current topics, replacing a crashed or outdated one. */
+  const ensureMember = async (): Promise<void> => {
+    if (!active() || topics.size === 0 || (consumer && memberTopics === topics.size)) return
+    if (consumer) await retire(consumer) // new topics
+    await leaveCrashed()
+    lastCrash = undefined
     const c = newConsumer()
     consumer = c
-    joined = signal()
-    firstCrash = undefined
+    memberTopics = topics.size
     try {
       await c.connect()
       await c.subscribe({ topics: [...topics], fromBeginning: true })
       const run = { autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1 }
       await c.run({ ...run, eachBatch: eachBatch(c) })
-      // run() returns after the first join, or after a failed one was handled
-      await bounded(joined.promise, config.sessionTimeout + config.rebalanceTimeout)
-      const kind = firstCrash === undefined ? undefined : errors.classify(firstCrash)
-      if (kind === 'fatal' || kind === 'auth') throw firstCrash
+      // run() returns once the member joined, or once its crash was handled (onCrash)
+      if (consumer !== c || !active()) throw lastCrash ?? new Error('the subscription stopped while joining')
     } catch (error) {
       if (consumer === c) consumer = undefined
       await c.disconnect().catch(() => {})
@@ -387,44 +342,34 @@ export async function startSubscriber(
     }
   }
 
-  /** Replace the member (new topics, or after a crash kafkajs does not restart from). */
-  const restartMember = (): Promise<void> => {
-    restarting ??= (async () => {
-      try {
-        retiring = consumer
-        consumer = undefined
-        wakeAll()
-        if (retiring) {
-          await flushCommits(COMMIT_MS)
-          revokeAll()
-          await bounded(retiring.disconnect(), LEAVE_MS)
-        }
-        retiring = undefined
-        await startMember()
-      } catch (error) {
-        logger.warn(
-          { group, what, err: String(error) },
-          'kafka: restarting the consumer failed; trying again',
-        )
-        if (active()) timers.restart = setTimeout(() => void restartMember(), RESTART_DELAY_MS * 2)
-      } finally {
-        restarting = undefined
-      }
-    })()
-    return restarting
+  const restarts = kit.createRestarter({
+    start: ensureMember,
+    active,
+    onFailure: (error, failures) =>
+      logger.warn({ group, what, failures, err: String(error) }, 'kafka: replacing the consumer failed'),
+  })
+  // the broker answers again: replace a crashed member now rather than at the restarter's next try
+  const unregister = supervisor.onRestore(async () => {
+    if (!consumer && active()) restarts.run().catch(() => restarts.soon())
+  })
+
+  const matchingTopics = async (): Promise<string[]> => {
+    const all = await supervisor.perform(
+      { operation: 'list topics' },
+      Date.now() + BROKER_WAIT_MS,
+      (session) => session.admin.listTopics(),
+    )
+    return all.filter((t) => !t.startsWith('__') && pattern?.test(t)).sort()
   }
 
-  const matchingTopics = async (): Promise<string[]> =>
-    (await deps.listTopics()).filter((t) => !t.startsWith('__') && pattern?.test(t)).sort()
-
   const refresh = async (): Promise<void> => {
-    if (restarting || !active() || !supervisor.session) return
+    if (restarts.busy || !active() || !supervisor.session) return
     try {
       const fresh = (await matchingTopics()).filter((t) => !topics.has(t))
       if (fresh.length === 0 || !active()) return
       for (const t of fresh) topics.add(t)
       logger.debug({ group, pattern: request.pattern, topics: fresh }, 'kafka: new topics match the pattern')
-      await restartMember()
+      restarts.soon()
     } catch (error) {
       logger.debug({ group, err: String(error) }, 'kafka: pattern refresh failed')
     }
@@ -432,29 +377,33 @@ export async function startSubscriber(
 
   // ---- start and stop --------------------------------------------------------------------------
 
+  const label = `${what} (group ${group})`
   try {
     for (const topic of request.topic !== undefined ? [request.topic] : await matchingTopics()) {
       await deps.provision(topic, group)
       topics.add(topic)
     }
-    await startMember()
+    const deadline = Date.now() + BROKER_WAIT_MS
+    await supervisor.perform({ operation: 'subscribe', topic: label }, deadline, () => restarts.run())
   } catch (error) {
     closed = true
-    throw errors.toError(error, { operation: 'subscribe', topic: `${what} (group ${group})` })
+    unregister()
+    commits.close()
+    await restarts.stop()
+    throw errors.toError(error, { operation: 'subscribe', topic: label })
   }
-  if (pattern) timers.refresh = setInterval(() => void refresh(), config.patternRefreshInterval)
+  if (pattern) refreshTimer = setInterval(() => void refresh(), config.patternRefreshInterval)
 
   const stop = async (): Promise<void> => {
     if (halted) return
     halted = true
-    clearInterval(timers.refresh)
-    clearTimeout(timers.restart)
-    clearTimeout(timers.reaper)
-    wakeAll()
+    clearInterval(refreshTimer)
+    void restarts.stop()
+    intake.wake()
     try {
       consumer?.pause([...topics].map((topic) => ({ topic })))
     } catch {
-      // not running (between a crash and its restart): nothing is fetched anyway
+      // not running (between a crash and its replacement): nothing is fetched anyway
     }
   }
 
@@ -463,15 +412,11 @@ export async function startSubscriber(
     close() {
       closing ??= (async () => {
         await stop()
-        if (restarting) await bounded(restarting, LEAVE_MS)
-        await flushCommits(COMMIT_MS)
+        await bounded(restarts.stop(), LEAVE_MS)
+        if (consumer) await retire(consumer)
         closed = true
-        clearTimeout(timers.commit)
-        timers = {}
-        const c = consumer
-        consumer = undefined
-        revokeAll()
-        if (c) await bounded(c.disconnect(), LEAVE_MS)
+        unregister()
+        commits.close()
       })()
       return closing
     },

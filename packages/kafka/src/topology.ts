@@ -1,6 +1,7 @@
 /**
- * Topics and groups: creating topics, provisioning groups, removing a dead member. One attempt
+ * Topics and groups: creating topics, provisioning groups, removing a crashed member. One attempt
  * each; the transport runs them through the supervisor (`perform`), which retries across outages.
+ * What succeeded once is not asked again (a subscribe after a provision, a second subscribe).
  *
  * "A group exists from its first provision on and gets every later message": when a group has no
  * committed offset for a partition, msgkit commits the partition's current end offset for it, the
@@ -9,7 +10,8 @@
  * goes to the group coordinator through a kafkajs Cluster handle.
  */
 import type { Logger } from '@msgkit/core'
-import type { Admin, Cluster, Kafka } from 'kafkajs'
+import { createDeclarations } from '@msgkit/core/adapter'
+import { type Admin, type Cluster, type Kafka, type PartitionAssigner, PartitionAssigners } from 'kafkajs'
 import type { KafkaTransportConfig } from './config.js'
 import { classifyKafka, rootCause } from './errors.js'
 
@@ -23,96 +25,83 @@ export class KafkaTopicMissingError extends Error {
   }
 }
 
-export interface Topology {
-  /** Creates the topic when missing (autoCreateTopics) or fails when it does not exist; cached once done. */
-  ensureTopic(admin: Admin, topic: string): Promise<void>
-  /** Commits end offsets for the group's partitions of `topic` that have no committed offset. */
-  initGroupOffsets(admin: Admin, topic: string, group: string): Promise<void>
-  /** Removes a member (a crashed consumer of ours) from its group at once, instead of after its session timeout. */
-  leaveGroup(group: string, memberId: string): Promise<void>
-  close(): Promise<void>
-}
-
 /** Captures the Cluster a kafkajs consumer is built with (see the module comment). */
 function captureCluster(kafka: Kafka): Cluster {
   let captured: Cluster | undefined
-  kafka.consumer({
-    groupId: 'msgkit-admin-unused',
-    partitionAssigners: [
-      ({ cluster }) => {
-        captured = cluster
-        return {
-          name: 'unused',
-          version: 0,
-          assign: async () => [],
-          protocol: () => ({ name: 'unused', metadata: Buffer.alloc(0) }),
-        }
-      },
-    ],
-  })
+  const spy: PartitionAssigner = (options) => {
+    captured = options.cluster
+    return PartitionAssigners.roundRobin(options)
+  }
+  kafka.consumer({ groupId: 'msgkit-admin-unused', partitionAssigners: [spy] })
   if (!captured) throw new Error('kafkajs did not hand a cluster to the partition assigner')
   return captured
 }
 
-export function createTopology(kafka: Kafka, config: KafkaTransportConfig, logger: Logger): Topology {
-  const known = new Set<string>()
-  const creating = new Map<string, Promise<void>>()
+export type Topology = ReturnType<typeof createTopology>
+
+export function createTopology(kafka: Kafka, config: KafkaTransportConfig, logger: Logger) {
+  const declared = createDeclarations()
   let cluster: Cluster | undefined
 
   const coordinator = async (group: string) => {
     cluster ??= captureCluster(kafka)
-    if (!cluster.isConnected()) await cluster.connect()
+    if (!cluster.isConnected()) {
+      await cluster.connect()
+      // without broker metadata the coordinator lookup fails once and retries after a backoff (~250 ms)
+      await cluster.refreshMetadata()
+    }
     return cluster.findGroupCoordinator({ groupId: group })
   }
 
-  const createOrCheck = async (admin: Admin, topic: string): Promise<void> => {
-    if (config.autoCreateTopics) {
-      await admin.createTopics({
-        topics: [{ topic, numPartitions: config.partitions, replicationFactor: config.replicationFactor }],
-        waitForLeaders: true,
-        timeout: Math.max(5_000, config.requestTimeout),
+  const ensureTopic = (admin: Admin, topic: string): Promise<void> =>
+    declared.once(topic, async () => {
+      if (config.autoCreateTopics) {
+        await admin.createTopics({
+          topics: [{ topic, numPartitions: config.partitions, replicationFactor: config.replicationFactor }],
+          waitForLeaders: true,
+          timeout: Math.max(5_000, config.requestTimeout),
+        })
+      } else if (!(await admin.listTopics()).includes(topic)) throw new KafkaTopicMissingError(topic)
+    })
+
+  const initGroupOffsets = async (admin: Admin, topic: string, group: string): Promise<void> => {
+    const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] })
+    const missing = new Set(
+      (committed?.partitions ?? []).filter((p) => Number(p.offset) < 0).map((p) => p.partition),
+    )
+    if (missing.size === 0) return
+    const partitions = (await admin.fetchTopicOffsets(topic))
+      .filter((p) => missing.has(p.partition))
+      .map((p) => ({ partition: p.partition, offset: p.high }))
+    if (partitions.length === 0) return
+    const broker = await coordinator(group)
+    try {
+      await broker.offsetCommit({
+        groupId: group,
+        groupGenerationId: -1,
+        memberId: '',
+        topics: [{ topic, partitions }],
       })
-    } else if (!(await admin.listTopics()).includes(topic)) throw new KafkaTopicMissingError(topic)
-    known.add(topic)
+      logger.debug({ topic, group, partitions }, 'kafka: group starts at the end of the topic')
+    } catch (error) {
+      // the group has members now; they consume from the earliest uncommitted offset themselves
+      if (classifyKafka(error) !== 'transient') throw error
+    }
   }
 
   return {
-    async ensureTopic(admin, topic) {
-      if (known.has(topic)) return
-      let pending = creating.get(topic)
-      if (!pending) {
-        pending = createOrCheck(admin, topic).finally(() => creating.delete(topic))
-        creating.set(topic, pending)
-      }
-      await pending
-    },
+    /** Creates the topic when missing (autoCreateTopics) or fails when it does not exist. */
+    ensureTopic,
 
-    async initGroupOffsets(admin, topic, group) {
-      const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] })
-      const missing = new Set(
-        (committed?.partitions ?? []).filter((p) => Number(p.offset) < 0).map((p) => p.partition),
-      )
-      if (missing.size === 0) return
-      const partitions = (await admin.fetchTopicOffsets(topic))
-        .filter((p) => missing.has(p.partition))
-        .map((p) => ({ partition: p.partition, offset: p.high }))
-      if (partitions.length === 0) return
-      const broker = await coordinator(group)
-      try {
-        await broker.offsetCommit({
-          groupId: group,
-          groupGenerationId: -1,
-          memberId: '',
-          topics: [{ topic, partitions }],
-        })
-        logger.debug({ topic, group, partitions }, 'kafka: group starts at the end of the topic')
-      } catch (error) {
-        // the group has members now; they consume from the earliest uncommitted offset themselves
-        if (classifyKafka(error) !== 'transient') throw error
-      }
-    },
+    /** The topic, and the group starting at its end on every partition without a committed offset. */
+    provision: (admin: Admin, topic: string, group: string): Promise<void> =>
+      declared.once(`${topic}\u0000${group}`, async () => {
+        await ensureTopic(admin, topic)
+        await initGroupOffsets(admin, topic, group)
+      }),
 
-    async leaveGroup(group, memberId) {
+    /** Removes a member (a crashed consumer of ours) from its group at once, not after its session timeout. */
+    async leaveGroup(group: string, memberId: string): Promise<void> {
       // a public method of kafkajs's Broker that its typings omit
       const broker = (await coordinator(group)) as unknown as {
         leaveGroup?: (r: { groupId: string; memberId: string }) => Promise<unknown>
@@ -125,7 +114,7 @@ export function createTopology(kafka: Kafka, config: KafkaTransportConfig, logge
       }
     },
 
-    async close() {
+    async close(): Promise<void> {
       const c = cluster
       cluster = undefined
       await c?.disconnect().catch(() => {})

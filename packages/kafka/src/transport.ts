@@ -5,8 +5,9 @@
  * a connection-class failure (a publish, a provision, a crashed consumer) reports it with `lost`.
  */
 import { type Capabilities, type Transport, type TransportContext, withTimeout } from '@msgkit/core'
-import { closedError, createSupervisor } from '@msgkit/core/adapter'
+import { createSubscriptionSet, createSupervisor } from '@msgkit/core/adapter'
 import {
+  BROKER_WAIT_MS,
   CLIENT_RETRY,
   createKafkaClient,
   type KafkaTransportConfig,
@@ -16,9 +17,6 @@ import { createKafkaErrors } from './errors.js'
 import { createPublisher, type KafkaSession, openProducer } from './publisher.js'
 import { startSubscriber } from './subscriber.js'
 import { createTopology } from './topology.js'
-
-/** provision() and subscribe() keep trying this long while the broker is unreachable. */
-const PROVISION_TIMEOUT_MS = 30_000
 
 /** What the transport declares; maxMessageBytes leaves room for key, headers and batch overhead. */
 export function kafkaCapabilities(config: KafkaTransportConfig): Capabilities {
@@ -47,10 +45,8 @@ class KafkaConnectTimeoutError extends Error {
 export function createKafkaTransport(config: KafkaTransportConfig, context: TransportContext): Transport {
   const kafka = createKafkaClient(config, context.logger)
   const errors = createKafkaErrors(context.scrub)
-  const brokers = config.brokers.join(',')
   const topology = createTopology(kafka, config, context.logger)
-  const subscriptions = new Set<{ close(): Promise<void> }>()
-  const starting = new Set<Promise<unknown>>()
+  const subscriptions = createSubscriptionSet('kafka')
   let closing: Promise<void> | undefined
 
   /** polite, but bounded: a frozen broker must not hold up a reconnect or close() */
@@ -68,21 +64,14 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
     errors,
     driver: {
       // kafkajs balances over the bootstrap list itself: one endpoint
-      endpoints: [brokers],
+      endpoints: [config.brokers.join(',')],
       async open() {
-        const session: KafkaSession = {
-          admin: kafka.admin({ retry: CLIENT_RETRY }),
-          producer: openProducer(kafka, config),
-          closed: false,
-        }
-        session.producer.catch(() => {})
-        const ready = Promise.all([session.admin.connect(), session.producer])
+        const admin = kafka.admin({ retry: CLIENT_RETRY })
+        const session: KafkaSession = { admin, producer: openProducer(kafka, config), closed: false }
+        const ready = Promise.all([admin.connect(), session.producer])
         try {
-          await withTimeout(
-            ready,
-            config.connectTimeout,
-            () => new KafkaConnectTimeoutError(`no answer within ${config.connectTimeout} ms`),
-          )
+          const timeout = () => new KafkaConnectTimeoutError(`no answer within ${config.connectTimeout} ms`)
+          await withTimeout(ready, config.connectTimeout, timeout)
           return session
         } catch (error) {
           void ready.catch(() => {}).finally(() => closeSession(session))
@@ -95,66 +84,29 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
   const publisher = createPublisher({ kafka, config, supervisor, errors, topology })
 
   const provision = (topic: string, group: string): Promise<void> =>
-    supervisor.perform(
-      { operation: 'provision', topic },
-      Date.now() + PROVISION_TIMEOUT_MS,
-      async (session) => {
-        await topology.ensureTopic(session.admin, topic)
-        await topology.initGroupOffsets(session.admin, topic, group)
-      },
+    supervisor.perform({ operation: 'provision', topic }, Date.now() + BROKER_WAIT_MS, (session) =>
+      topology.provision(session.admin, topic, group),
     )
 
   return {
     name: 'kafka',
     capabilities: kafkaCapabilities(config),
-
-    async connect() {
-      await supervisor.connect()
-    },
-
+    connect: async () => void (await supervisor.connect()),
     send: (topic, messages, options) => publisher.send(topic, messages, options.deadline),
-
     provision,
 
-    async subscribe(request, onDelivery) {
-      if (supervisor.state === 'closed') throw closedError('kafka')
-      const start = startSubscriber(request, onDelivery, {
-        config,
-        supervisor,
-        errors,
-        topology,
-        logger: context.logger,
-        newClient: () => createKafkaClient(config, context.logger),
-        provision,
-        listTopics: () =>
-          supervisor.perform({ operation: 'list topics' }, Date.now() + PROVISION_TIMEOUT_MS, (s) =>
-            s.admin.listTopics(),
-          ),
-        emitError: (error) => context.emit({ type: 'error', error }),
-      }).then(async (subscription) => {
-        if (supervisor.state !== 'closed') return subscription
-        await subscription.close()
-        throw closedError('kafka')
-      })
-      starting.add(start)
-      const subscription = await start.finally(() => starting.delete(start))
-      subscriptions.add(subscription)
-      return {
-        stop: () => subscription.stop(),
-        async close() {
-          await subscription.close()
-          subscriptions.delete(subscription)
-        },
-      }
+    subscribe(request, onDelivery) {
+      const newClient = () => createKafkaClient(config, context.logger)
+      const deps = { config, context, supervisor, errors, topology, newClient, provision }
+      return subscriptions.add(() => startSubscriber(request, onDelivery, deps))
     },
 
     close() {
       closing ??= (async () => {
-        await Promise.allSettled([...subscriptions].map((s) => s.close()))
         await publisher.close()
-        // a subscribe still under way sees the closed supervisor and closes what it started
+        // a subscribe still under way gives up once the supervisor is closed; members have their own clients
         await supervisor.close()
-        await Promise.allSettled([...starting])
+        await subscriptions.close()
         await topology.close()
       })()
       return closing

@@ -272,6 +272,55 @@ describe('kafka transport on a real broker', () => {
     }
   }, 90_000)
 
+  it('a member that crashed while cut off is replaced, and its old id is removed from the group instead of lingering for its session timeout', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: 19092 }, 19093)
+    const admin = new Kafka({
+      clientId: 'msgkit-test-group',
+      brokers: brokersOf(url),
+      logLevel: logLevel.NOTHING,
+    }).admin()
+    try {
+      await admin.connect()
+      // a session timeout longer than this test: only the removal can clear the crashed member in time
+      const slow = 'sessionTimeout=60000&rebalanceTimeout=60000'
+      const messaging = await createMessaging({
+        transport: kafkaTransport,
+        url: `kafka://127.0.0.1:19093?${slow}`,
+      })
+      opened.push(messaging)
+      const name = topic()
+      const group = `crash-${randomUUID()}`
+      const spy = createHandlerSpy()
+      await messaging.subscribe(name, { group }, spy.handler)
+      const members = async () =>
+        (await admin.describeGroups([group])).groups[0]?.members.map((m) => m.memberId) ?? []
+      const before = await members()
+      expect(before).toHaveLength(1)
+      // kafkajs gives up after its retries and the member crashes; its own LeaveGroup cannot get through
+      await proxy.refuse()
+      await sleep(8_000)
+      expect(await members(), 'the crashed member is still in the group while cut off').toEqual(before)
+      await proxy.open()
+      const restoredAt = Date.now()
+      const after = await waitFor(
+        async () => {
+          const now = await members()
+          return now.length === 1 && now[0] !== before[0] ? now : undefined
+        },
+        { timeoutMs: 40_000, intervalMs: 200, message: 'the replacement member alone in the group' },
+      )
+      const joinedMs = Date.now() - restoredAt
+      const sent = await messaging.publish(name, 'after the crash')
+      await spy.waitForMessage((m) => m.id === sent.id, { timeoutMs: 30_000 })
+      console.log(
+        `[kafka] crashed member ${before[0]} replaced by ${after[0]} ${joinedMs} ms after the restore`,
+      )
+    } finally {
+      await admin.disconnect().catch(() => {})
+      await proxy.close()
+    }
+  }, 120_000)
+
   it('publishes during an outage wait for their deadline, then reject; afterwards publishing resumes', async () => {
     const messaging = await open()
     const name = topic()
