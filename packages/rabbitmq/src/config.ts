@@ -1,53 +1,30 @@
 /** The RabbitMQ transport's config: zod schema, defaults, the `amqp://` URL mapping, connect options. */
-import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import type { ParsedUrl } from '@msgkit/core'
 import { nestParams } from '@msgkit/core'
+import {
+  flagSchema as flag,
+  hostsSchema,
+  intSchema as int,
+  reconnectSchema,
+  type TlsOptions,
+  tlsSchema,
+  tlsSocketOptions,
+} from '@msgkit/core/adapter'
 import type { Options } from 'amqplib'
 import { z } from 'zod'
 
 const MiB = 1024 * 1024
-/** URL query values arrive as strings: accept real booleans and the usual spellings. */
-const flag = z.union([
-  z.boolean(),
-  z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes'),
-])
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
-const localhost = [{ host: 'localhost' }]
-const hostSchema = z.strictObject({ host: z.string().min(1), port: int(1, 65535).optional() })
-/** PEM text (or a Buffer) inline, or `…File`, a path to read it from */
-const pem = z.union([z.string(), z.instanceof(Buffer)]).optional()
-const file = z.string().min(1).optional()
-
-/** CA(s) to trust; client certificate and private key (with passphrase) for mutual TLS */
-const tlsSchema = z.strictObject({
-  ...{ ca: pem, caFile: file, cert: pem, certFile: file, key: pem, keyFile: file },
-  passphrase: z.string().optional(),
-  /** verify the broker's certificate (default true; false only for local experiments) */
-  rejectUnauthorized: flag.default(true),
-  /** SNI / certificate host name when it differs from the host you connect to */
-  servername: z.string().min(1).optional(),
-})
-
-/** Backoff between reconnect attempts; short, because each attempt is one cheap TCP connect. */
-const reconnectSchema = z.strictObject({
-  initialDelayMs: int(0, 60_000).default(100),
-  maxDelayMs: int(1, 300_000).default(1_000),
-  multiplier: z.coerce.number().min(1).max(10).default(2),
-  /** 0..1: fraction of each wait that is randomised */
-  jitter: z.coerce.number().min(0).max(1).default(0.2),
-})
 
 /** Everything the RabbitMQ transport accepts; every field has a default. */
 export const rabbitmqConfigSchema = z.strictObject({
   /** brokers to try in order (a cluster's nodes); the URL's `host1:5672,host2:5672` */
-  hosts: z.array(hostSchema).min(1).default(localhost),
+  hosts: hostsSchema,
   username: z.string().default('guest'),
   password: z.string().default('guest'),
   vhost: z.string().default('/'),
   /** TLS (amqps): true for the system CAs, or options; the `amqps://` scheme turns it on */
-  tls: z.union([flag, tlsSchema]).default(false),
+  tls: tlsSchema,
   /** seconds between heartbeats; a dead peer is noticed after about two of them. 0 = off */
   heartbeat: int(0, 600).default(10),
   /** shown in the management UI (default: msgkit@<host>:<pid>) */
@@ -72,11 +49,11 @@ export const rabbitmqConfigSchema = z.strictObject({
   maxMessageBytes: int(1, 128 * MiB).default(16 * MiB),
   /** longest `delayMs` allowed (per-delay wait queues); 0 turns delayed delivery off */
   maxDelayMs: int(0, 2 ** 31 - 1).default(24 * 60 * 60 * 1000),
-  reconnect: reconnectSchema.default({ initialDelayMs: 100, maxDelayMs: 1_000, multiplier: 2, jitter: 0.2 }),
+  reconnect: reconnectSchema,
 })
 
 export type RabbitmqTransportConfig = z.infer<typeof rabbitmqConfigSchema>
-export type RabbitmqTlsOptions = z.infer<typeof tlsSchema>
+export type RabbitmqTlsOptions = TlsOptions
 
 /** Config paths whose values never appear in errors or logs. */
 export const secretFields = ['password', 'tls.passphrase', 'tls.key'] as const
@@ -119,16 +96,7 @@ export function connectOptions(config: RabbitmqTransportConfig) {
   // noDelay: confirms are latency-bound, no Nagle
   const socket: Record<string, unknown> = { timeout: config.connectTimeoutMs, noDelay: true, keepAlive: true }
   socket.clientProperties = { connection_name: name, product: 'msgkit' }
-  if (typeof config.tls === 'object') {
-    const tls = config.tls
-    const read = (inline?: string | Buffer, path?: string) =>
-      inline ?? (path ? readFileSync(path) : undefined)
-    const ca = read(tls.ca, tls.caFile)
-    const pems = { ca: ca && [ca], cert: read(tls.cert, tls.certFile), key: read(tls.key, tls.keyFile) }
-    for (const [k, v] of Object.entries({ ...pems, passphrase: tls.passphrase, servername: tls.servername }))
-      if (v) socket[k] = v
-  }
-  if (tls) socket.rejectUnauthorized = typeof config.tls !== 'object' || config.tls.rejectUnauthorized
+  Object.assign(socket, tlsSocketOptions(config.tls))
   return {
     endpoints: hosts.map((h) => `${h.host}:${h.port}`),
     socket,

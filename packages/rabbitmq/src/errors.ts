@@ -21,7 +21,7 @@ const REPLY_CODES: Readonly<Record<number, FailureKind>> = {
 const BY_TEXT: ReadonlyArray<[RegExp, FailureKind]> = [
   [/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/, 'connection'],
   [/ACCESS[-_]REFUSED|Login was refused/, 'auth'],
-  [/^message nacked$/, 'fatal'],
+  [/^message nacked$/, 'transient'],
   [/^Connection closed|Heartbeat timeout|Socket closed|Unexpected close|ETIMEDOUT/, 'connection'],
 ]
 

@@ -1,16 +1,18 @@
 /** msgkit messages ↔ AMQP messages: properties, headers, the broker's own headers, the header limit. */
 import {
+  compactWireHeaders,
+  contentTypeOf,
   ErrorCodes,
-  fromWireHeaders,
   type Headers,
+  headerText,
   MsgkitError,
   type OutgoingMessage,
+  readWireFields,
   type TransportMessage,
-  toWireHeaders,
   uuidv7,
   WireHeaders,
 } from '@msgkit/core'
-import type { ConsumeMessage, Options } from 'amqplib'
+import type { Message, Options } from 'amqplib'
 
 /**
  * What really limits headers: amqplib encodes the table into a 65,536-byte buffer (RabbitMQ takes a
@@ -32,6 +34,8 @@ export interface Wire {
   options: Options.Publish
   /** the delay bucket (ms) whose wait queue takes it; 0 = straight to the topic's exchange */
   bucket: number
+  /** sendToGroup: straight into this group queue (default exchange), no other group sees it */
+  queue?: string
   /** set when the send wants unroutable ids: RabbitMQ's basic.return ids are collected here */
   returned?: string[]
   /** confirmed in a flush that failed as a whole: not published again when retried alone */
@@ -42,9 +46,13 @@ export interface Wire {
 export const encodedHeaderBytes = (headers: Headers): number =>
   Object.entries(headers).reduce((n, [k, v]) => n + 6 + Buffer.byteLength(k) + Buffer.byteLength(v), 4)
 
-/** AMQP properties: persistent, message-id, timestamp, content-type natively; everything in headers too. */
+/**
+ * AMQP properties carry id, timestamp (seconds; the id's UUID v7 has the millisecond) and content
+ * type; the header table, only what has no property (user headers, key; the ms of a custom id), and
+ * no table at all when that is nothing: amqplib's table encoding is most of its cost per message.
+ */
 export function toWire(topic: string, message: OutgoingMessage, bucket: number, returned?: string[]): Wire {
-  const headers = toWireHeaders(message)
+  const headers = compactWireHeaders(message, { id: true, timestamp: 'seconds', contentType: true })
   const long = Object.keys(headers).find((name) => Buffer.byteLength(name) > 255)
   if (long !== undefined)
     throw new MsgkitError(
@@ -58,52 +66,37 @@ export function toWire(topic: string, message: OutgoingMessage, bucket: number, 
       `Headers of a message for topic ${topic} encode to ${encoded} bytes (6 bytes per header on top of names and values); RabbitMQ through amqplib takes at most ${AMQPLIB_TABLE_BYTES}. Nothing was sent.`,
       { details: { topic, encodedHeaderBytes: encoded, max: AMQPLIB_TABLE_BYTES } },
     )
-  const contentType = headers[WireHeaders.contentType]
   const options: Options.Publish = {
     persistent: true,
     messageId: message.id,
-    timestamp: Math.floor(message.timestamp / 1000), // AMQP: seconds; msgkit-timestamp has the ms
-    headers,
-    ...(contentType === undefined ? {} : { contentType }),
+    timestamp: Math.floor(message.timestamp / 1000), // AMQP: seconds
+    contentType: contentTypeOf(message),
+    ...(Object.keys(headers).length > 0 ? { headers } : {}),
     // RabbitMQ returns what reached no queue (basic.return, before the confirm)
     ...(returned ? { mandatory: true } : {}),
   }
-  const { body } = message
-  const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength)
   return { id: message.id, content, options, bucket, ...(returned ? { returned } : {}) }
 }
 
-/** Header values of foreign producers can be any AMQP type: text as is, bytes as UTF-8, tables as JSON. */
-function headerString(value: unknown): string {
-  if (typeof value === 'string') return value
-  if (value === null || value === undefined) return ''
-  if (Buffer.isBuffer(value)) return value.toString('utf8')
-  if (typeof value !== 'object') return String(value)
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if ((v as { type?: unknown } | null)?.type === 'Buffer')
-      return Buffer.from((v as { data: number[] }).data).toString()
-    return typeof v === 'bigint' ? v.toString() : v
-  })
-}
-
 /** One delivery as msgkit sees it; `counts`: the queue keeps x-delivery-count (absent = first delivery). */
-export function toTransportMessage(raw: ConsumeMessage, topic: string, counts: boolean): TransportMessage {
+export function toTransportMessage(raw: Message, topic: string, counts: boolean): TransportMessage {
   const props = raw.properties
   const headers: Headers = {}
   for (const [name, value] of Object.entries((props.headers ?? {}) as Record<string, unknown>))
-    if (!BROKER_HEADER.test(name)) headers[name] = headerString(value)
+    if (!BROKER_HEADER.test(name)) headers[name] = headerText(value)
   if (headers[WireHeaders.contentType] === undefined && typeof props.contentType === 'string')
     headers[WireHeaders.contentType] = props.contentType
-  const wire = fromWireHeaders(headers)
-  // AMQP timestamps are seconds by the spec; some producers put milliseconds there
-  const seconds = typeof props.timestamp === 'number' && props.timestamp > 0 ? props.timestamp : undefined
+  // msgkit before 0.2 wrote msgkit-id / -timestamp / -content-type headers too: they are read first
+  const native = { id: props.messageId || undefined, timestampSeconds: props.timestamp }
+  const wire = readWireFields(headers, native)
   const message: TransportMessage = {
     // a foreign message without message-id gets a fresh id per delivery: idempotency cannot spot its redeliveries
-    id: wire.id ?? (props.messageId || uuidv7()),
+    id: wire.id ?? uuidv7(),
     topic,
     headers,
     body: raw.content,
-    timestamp: wire.timestamp ?? (seconds && (seconds > 1e11 ? seconds : seconds * 1000)) ?? Date.now(),
+    timestamp: wire.timestamp ?? Date.now(),
     redelivered: raw.fields.redelivered,
     meta: { routingKey: raw.fields.routingKey, deliveryTag: raw.fields.deliveryTag },
   }

@@ -5,29 +5,19 @@
  * returned ones rejects with MSGKIT_UNROUTABLE once all of it was confirmed.
  */
 import { ErrorCodes, MsgkitError, type OutgoingMessage, type SendOptions } from '@msgkit/core'
-import { createOutbox, type ErrorTable, type OutboxEntry, type Supervisor } from '@msgkit/core/adapter'
+import * as kit from '@msgkit/core/adapter'
 import type { ChannelModel, ConfirmChannel } from 'amqplib'
-import { SessionLost } from './errors.js'
+import { errorText, SessionLost } from './errors.js'
 import { toWire, type Wire } from './mapping.js'
 import { delayBucket, type Topology } from './topology.js'
 
 /** `error`: what the broker closed it with (a refusal); `returned`: `exchange \n id` of returned, unconfirmed messages */
 type PublishChannel = { channel: ConfirmChannel; error?: unknown; returned: Set<string> }
 
-/** Resolves once the channel's write buffer drained, or it closed. */
-const drained = (channel: ConfirmChannel): Promise<void> =>
-  new Promise((resolve) => {
-    const done = (): void => {
-      channel.off('drain', done).off('close', done)
-      resolve()
-    }
-    channel.on('drain', done).on('close', done)
-  })
-
 export function createPublisher(
   topology: Topology,
-  supervisor: Supervisor<ChannelModel>,
-  errors: ErrorTable,
+  supervisor: kit.Supervisor<ChannelModel>,
+  errors: kit.ErrorTable,
 ) {
   const channels = new WeakMap<ChannelModel, Promise<PublishChannel>>()
 
@@ -55,9 +45,15 @@ export function createPublisher(
     return [topology.naming.exchange(topic), topic]
   }
 
-  const flush = async (model: ChannelModel, batch: ReadonlyArray<OutboxEntry<Wire>>) => {
+  const flush = async (model: ChannelModel, batch: ReadonlyArray<kit.OutboxEntry<Wire>>) => {
     const pc = await channelOf(model)
-    const routes = await Promise.all(batch.map(({ topic, wire }) => route(model, topic, wire.bucket)))
+    const known = new Map<string, Promise<[string, string]>>() // one route per topic and delay, not per message
+    const routeOf = ({ topic, wire }: kit.OutboxEntry<Wire>) => {
+      const key = `${wire.bucket}:${topic}`
+      if (!wire.queue && !known.has(key)) known.set(key, route(model, topic, wire.bucket))
+      return wire.queue ? (['', wire.queue] as [string, string]) : known.get(key)
+    }
+    const routes = await Promise.all(batch.map(routeOf))
     const confirms: Array<Promise<unknown>> = []
     for (const [i, { wire }] of batch.entries()) {
       if (wire.confirmed) continue
@@ -77,10 +73,12 @@ export function createPublisher(
           resolve(error) // amqplib throws at once on a closed channel
         }
       })
-      if (!writable) await drained(pc.channel)
+      if (!writable) await kit.whenDrained(pc.channel)
     }
     const outcomes = await Promise.all(batch.map((_, i) => confirms[i]))
     if (outcomes.every((e) => e === undefined)) return undefined
+    // 3.10 nacks every publish on a channel whose quorum-queue client met a dead leader: the retry takes a new one
+    if (outcomes.some((e) => errorText(e) === 'message nacked')) void pc.channel.close().catch(() => {})
     // by now amqplib has reported a lost connection too (it closes the channels first, synchronously)
     const lost = supervisor.session !== model
     if (pc.error !== undefined)
@@ -91,7 +89,7 @@ export function createPublisher(
     return outcomes.map((error) => (error === undefined ? undefined : lost ? lostError : (pc.error ?? error)))
   }
 
-  const outbox = createOutbox<ChannelModel, Wire>({
+  const outbox = kit.createOutbox<ChannelModel, Wire>({
     name: 'rabbitmq',
     supervisor,
     errors,
@@ -100,17 +98,19 @@ export function createPublisher(
   })
 
   return {
-    async send(topic: string, messages: OutgoingMessage[], options: SendOptions): Promise<void> {
-      const returned = options.detectUnroutable ? [] : undefined
+    /** `queue`: into that group queue only (mandatory: a missing queue returns it, MSGKIT_UNROUTABLE) */
+    async send(topic: string, messages: OutgoingMessage[], options: SendOptions, queue?: string) {
+      const returned = options.detectUnroutable || queue ? [] : undefined
       const wires = messages.map((m) => {
-        const wire = toWire(topic, m, m.delayMs && m.delayMs > 0 ? delayBucket(m.delayMs) : 0, returned)
+        const bucket = !queue && m.delayMs && m.delayMs > 0 ? delayBucket(m.delayMs) : 0
+        const wire = Object.assign(toWire(topic, m, bucket, returned), queue ? { queue } : {})
         return { wire, bytes: wire.content.byteLength }
       })
       await outbox.send(topic, wires, options.deadline)
       if (returned && returned.length > 0)
         throw new MsgkitError(
           ErrorCodes.UNROUTABLE,
-          `RabbitMQ confirmed ${returned.length} of ${messages.length} message(s) for ${topic} but routed them to no queue (basic.return): no group is provisioned for this topic, so they were dropped. Provision the groups (messaging.provision) before publishing.`,
+          `RabbitMQ confirmed ${returned.length} of ${messages.length} message(s) for ${topic} but routed them to no queue (basic.return): no group is provisioned ${queue ? `as ${queue}` : 'for this topic'}, so they were dropped. Provision the groups (messaging.provision) before publishing.`,
           { details: { topic, ids: returned } },
         )
     },

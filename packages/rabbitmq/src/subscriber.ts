@@ -3,9 +3,16 @@
  * reconnect; restarted through `supervisor.perform` when RabbitMQ cancels it or closes its channel.
  * A delivery settles only on its own channel while that is open (its tag means nothing elsewhere).
  */
-import type { DeliveryHandler, SubscribeRequest, TransportContext, TransportSubscription } from '@msgkit/core'
-import { createDelivery, type Supervisor, uninstrumented } from '@msgkit/core/adapter'
-import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib'
+import type {
+  BrowseRequest,
+  DeliveryHandler,
+  TransportMessage as Message,
+  SubscribeRequest,
+  TransportContext,
+  TransportSubscription,
+} from '@msgkit/core'
+import { createCumulativeAcks, createDelivery, type Supervisor, uninstrumented } from '@msgkit/core/adapter'
+import type { Channel, ChannelModel, ConsumeMessage, Message as Raw } from 'amqplib'
 import { errorText } from './errors.js'
 import { toTransportMessage } from './mapping.js'
 import type { Topology } from './topology.js'
@@ -13,7 +20,8 @@ import type { Topology } from './topology.js'
 /** How long a restart (after a cancel or a closed channel) keeps trying before it reports an error. */
 const RESTART_WINDOW_MS = 60_000
 
-type Consumer = { model: ChannelModel; channel: Channel; open: boolean; tag?: string }
+type Channeled = { model: ChannelModel; channel: Channel; queue: string; open: boolean; tag?: string }
+type Consumer = Channeled & { acks: ReturnType<typeof createCumulativeAcks> }
 
 /** A subscription, plus `start(model)`: consume on that connection (a no-op when already there). */
 export type Subscriber = TransportSubscription & { start(model: ChannelModel): Promise<void> }
@@ -25,8 +33,7 @@ export function createSubscriber(
     topology: Topology
     supervisor: Supervisor<ChannelModel>
     context: TransportContext
-    countsDeliveries: boolean
-    onClosed(): void
+    counts: boolean
   },
 ): Subscriber {
   const { topology, supervisor, context } = deps
@@ -38,17 +45,14 @@ export function createSubscriber(
   let closed = false
 
   const deliver = (consumer: Consumer, raw: ConsumeMessage): void => {
-    const settle = (how: (channel: Channel) => void) => () => {
-      try {
-        how(consumer.channel)
-      } catch {} // the channel is closing: RabbitMQ takes the message back
-    }
+    const tag = raw.fields.deliveryTag
     try {
       // a pattern queue is bound by routing key, and msgkit publishes with routing key = topic
-      const message = toTransportMessage(raw, topic ?? raw.fields.routingKey, deps.countsDeliveries)
+      const message = toTransportMessage(raw, topic ?? raw.fields.routingKey, deps.counts)
+      consumer.acks.add(tag)
       const delivery = createDelivery(message, {
-        ack: settle((ch) => ch.ack(raw)),
-        nack: (requeue) => settle((ch) => ch.nack(raw, false, requeue))(),
+        ack: () => consumer.acks.ack(tag),
+        nack: (requeue) => consumer.acks.nack(tag, requeue),
         valid: () => consumer.open && current === consumer,
       })
       onDelivery(delivery).catch((error: unknown) => context.emit({ type: 'error', error }))
@@ -69,16 +73,26 @@ export function createSubscriber(
   const consumeOn = async (model: ChannelModel): Promise<void> => {
     const queue =
       topic === undefined
-        ? await topology.ensurePattern(model, label, group)
-        : await topology.ensureGroup(model, topic, group)
+        ? await topology.ensurePattern(model, label, group, request.temporary)
+        : await topology.ensureGroup(model, topic, group, request.temporary)
     const channel = await model.createChannel()
-    const consumer: Consumer = { model, channel, open: true }
+    const tagged = (deliveryTag: number) => ({ fields: { deliveryTag } }) as Raw
+    // acks once per I/O turn with `multiple`, over the finished prefix only (docs/performance.md)
+    const acks = createCumulativeAcks({
+      start: 1,
+      ackUpTo: (tag) => channel.ack(tagged(tag), true),
+      ackOne: (tag) => channel.ack(tagged(tag)),
+      nackOne: (tag, requeue) => channel.nack(tagged(tag), false, requeue),
+      maxHeld: Math.max(16, request.prefetch >> 2),
+    })
+    const consumer: Consumer = { model, channel, queue, open: true, acks }
     channel.on('error', (error: unknown) => {
       const err = context.scrub(errorText(error))
       context.logger.warn({ subscription: label, group, err }, 'rabbitmq closed a consumer channel')
     })
     channel.on('close', () => {
       consumer.open = false
+      acks.close()
       if (current !== consumer) return
       current = undefined
       restart()
@@ -129,9 +143,36 @@ export function createSubscriber(
       await starting?.catch(() => {})
       const consumer = current
       current = undefined
-      // closing the channel hands every unacked delivery back to RabbitMQ
+      // a temporary group goes with its messages; else closing the channel hands the unacked back
+      if (consumer?.open && request.temporary)
+        await consumer.channel.deleteQueue(consumer.queue).catch(() => {})
+      if (consumer) topology.forget(consumer.model, consumer.queue)
+      consumer?.acks.flush() // what was handled is acked, not handed back
       if (consumer?.open) await consumer.channel.close().catch(() => {})
-      deps.onClosed()
     },
+  }
+}
+
+/**
+ * Reads a group queue without taking anything: basic.get up to `limit`, then closing the channel
+ * hands every message back to the front, in order (both queue types; quorum queues count it as a
+ * delivery: x-delivery-count + 1). Run through `perform`: a retry skips what it already handed over.
+ */
+export function createBrowser(request: BrowseRequest, onMessage: (m: Message) => void, counts: boolean) {
+  let handed = 0
+  return async (model: ChannelModel, queue: string): Promise<void> => {
+    const channel = await model.createChannel()
+    channel.on('error', () => {}) // a missing queue (404) closes the channel: an empty group
+    try {
+      for (let n = 0; handed < request.limit && !request.signal?.aborted; n++) {
+        const raw = await channel.get(queue, { noAck: false })
+        if (raw === false) return
+        if (n >= handed && ++handed) onMessage(toTransportMessage(raw, request.topic, counts))
+      }
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 404) throw error
+    } finally {
+      await channel.close().catch(() => {})
+    }
   }
 }

@@ -79,11 +79,18 @@ export function createTopology(config: RabbitmqTransportConfig) {
     })
   }
 
-  /** A durable group queue bound to `exchange` with `key`; returns its name. */
-  const ensureQueue = async (model: ChannelModel, queue: string, exchange: string, key: string) => {
+  /** A durable group queue bound to `source` with `key` (temporary: classic, this connection's, gone with it). */
+  const ensureQueue = async (
+    model: ChannelModel,
+    queue: string,
+    source: string,
+    key: string,
+    temp = false,
+  ) => {
     await once(model, `q:${queue}`, async (ch) => {
-      await ch.assertQueue(queue, { durable: true, arguments: queueArguments })
-      await ch.bindQueue(queue, exchange, key)
+      const classic = { exclusive: true, arguments: { 'x-queue-type': 'classic' } }
+      await ch.assertQueue(queue, temp ? classic : { durable: true, arguments: queueArguments })
+      await ch.bindQueue(queue, source, key)
     })
     return queue
   }
@@ -92,15 +99,15 @@ export function createTopology(config: RabbitmqTransportConfig) {
     naming,
     ensureTopic,
     /** the group's queue, bound with '#': whatever is published to the topic's exchange is the topic's */
-    async ensureGroup(model: ChannelModel, topic: string, group: string): Promise<string> {
+    async ensureGroup(model: ChannelModel, topic: string, group: string, temp?: boolean): Promise<string> {
       await ensureTopic(model, topic)
-      return ensureQueue(model, naming.groupQueue(topic, group), naming.exchange(topic), '#')
+      return ensureQueue(model, naming.groupQueue(topic, group), naming.exchange(topic), '#', temp)
     },
 
-    async ensurePattern(model: ChannelModel, pattern: string, group: string): Promise<string> {
+    async ensurePattern(model: ChannelModel, pattern: string, group: string, temporary?: boolean) {
       await ensurePatternExchange(model)
       const queue = naming.patternQueue(pattern, group)
-      return ensureQueue(model, queue, naming.patternExchange, bindingKey(pattern))
+      return ensureQueue(model, queue, naming.patternExchange, bindingKey(pattern), temporary)
     },
 
     /** the (classic) wait queue of one delay bucket: TTL, then dead-lettered to the topic's exchange */

@@ -3,13 +3,13 @@
  * its 'close' reports the loss), topology, publisher and consumers. Core validates names and options.
  */
 import { type Capabilities, type Transport, type TransportContext, withTimeout } from '@msgkit/core'
-import { closedError, createSupervisor, endpointTelemetry } from '@msgkit/core/adapter'
+import { closedError, createSubscriptionSet, createSupervisor, endpointTelemetry } from '@msgkit/core/adapter'
 import amqp, { type ChannelModel } from 'amqplib'
 import { connectOptions, type RabbitmqTransportConfig } from './config.js'
 import { createErrorTable, errorText } from './errors.js'
 import { MAX_HEADER_BYTES } from './mapping.js'
 import { createPublisher } from './publisher.js'
-import { createSubscriber, type Subscriber } from './subscriber.js'
+import { createBrowser, createSubscriber } from './subscriber.js'
 import { createTopology } from './topology.js'
 
 /** What RabbitMQ does natively, given the config (docs/brokers/rabbitmq.md says why). */
@@ -28,6 +28,8 @@ export function rabbitmqCapabilities(config: RabbitmqTransportConfig): Capabilit
     deliveryCount: config.queueType === 'quorum' ? 'exact' : 'flag',
     // mandatory + basic.return
     unroutable: true,
+    // an exclusive queue; a group queue via the default exchange; basic.get + requeue (subscriber.ts)
+    ...{ temporaryGroups: true, sendToGroup: true, browse: 'redelivers' },
   }
 }
 
@@ -70,7 +72,7 @@ export function createRabbitmqTransport(
   })
   const topology = createTopology(config)
   const publisher = createPublisher(topology, supervisor, errors)
-  const subscribers = new Set<Subscriber>()
+  const subscriptions = createSubscriptionSet('rabbitmq')
   let closing: Promise<void> | undefined
   /** Declarations and consumers wait for the connection through an outage, this long. */
   const waitDeadline = (): number => Date.now() + config.connectTimeoutMs + config.reconnect.maxDelayMs * 5
@@ -82,6 +84,8 @@ export function createRabbitmqTransport(
     name: 'rabbitmq',
     capabilities: rabbitmqCapabilities(config),
     telemetry: endpointTelemetry('rabbitmq', supervisor, (topic) => ({ routingKey: topic })),
+    // a window of 1,000+ keeps a fast consumer busy across round trips (docs/performance.md)
+    defaultPrefetch: (concurrency) => Math.min(10_000, Math.max(1_000, concurrency * 8)),
     connect: () => supervisor.connect().then(() => {}),
     // after close() the outbox refuses with MSGKIT_CLOSED
     send: (topic, messages, sendOptions) => publisher.send(topic, messages, sendOptions),
@@ -91,26 +95,30 @@ export function createRabbitmqTransport(
         topology.ensureGroup(model, topic, group),
       )
     },
-    async subscribe(request, onDelivery) {
+    sendToGroup: (topic, group, messages, sendOptions) =>
+      publisher.send(topic, messages, sendOptions, topology.naming.groupQueue(topic, group)),
+    async browse(request, onMessage) {
       assertOpen()
-      const subscriber = createSubscriber(request, onDelivery, {
-        topology,
-        supervisor,
-        context,
-        countsDeliveries: config.queueType === 'quorum',
-        onClosed: () => subscribers.delete(subscriber),
-      })
-      subscribers.add(subscriber)
-      const what = { operation: 'subscribe', topic: request.topic ?? request.pattern }
-      await supervisor.perform(what, waitDeadline(), subscriber.start).catch(async (error: unknown) => {
-        await subscriber.close()
-        throw error
-      })
-      return subscriber
+      const browse = createBrowser(request, onMessage, config.queueType === 'quorum')
+      const queue = topology.naming.groupQueue(request.topic, request.group)
+      await supervisor.perform({ operation: 'browse', topic: request.topic }, waitDeadline(), (m) =>
+        browse(m, queue),
+      )
     },
+    subscribe: (request, onDelivery) =>
+      subscriptions.add(async () => {
+        const counts = config.queueType === 'quorum'
+        const subscriber = createSubscriber(request, onDelivery, { topology, supervisor, context, counts })
+        const what = { operation: 'subscribe', topic: request.topic ?? request.pattern }
+        await supervisor.perform(what, waitDeadline(), subscriber.start).catch(async (error: unknown) => {
+          await subscriber.close()
+          throw error
+        })
+        return subscriber
+      }),
     close() {
       closing ??= (async () => {
-        await Promise.allSettled([...subscribers].map((s) => s.close()))
+        await subscriptions.close()
         await publisher.close()
         await supervisor.close()
       })()

@@ -26,7 +26,11 @@ describe('rabbitmq error table', () => {
     ['ENOTFOUND', socketError('ENOTFOUND'), 'connection'],
     ["amqplib's connect timeout", new Error('connect ETIMEDOUT'), 'connection'],
     ['a heartbeat timeout', new Error('Heartbeat timeout'), 'connection'],
-    ['a basic.nack', new Error('message nacked'), 'fatal'],
+    [
+      'a basic.nack (3.10 nacks a channel that met a dead quorum leader: retried on a new one)',
+      new Error('message nacked'),
+      'transient',
+    ],
     [
       "a header table over amqplib's buffer",
       new RangeError('exceeds the 65536 byte encoding buffer'),

@@ -1,4 +1,4 @@
-import { ErrorCodes, WireHeaders } from '@msgkit/core'
+import { ErrorCodes, uuidv7, uuidv7Time, WireHeaders } from '@msgkit/core'
 import type { ConsumeMessage } from 'amqplib'
 import { describe, expect, it } from 'vitest'
 import {
@@ -65,7 +65,7 @@ describe('outgoing messages', () => {
     timestamp: 1_700_000_000_123,
   }
 
-  it('are persistent, carry id/timestamp/content-type natively and everything in headers', () => {
+  it('are persistent, carry id/timestamp/content-type natively; headers only what has no property', () => {
     const p = toWire('t', { ...base, key: 'k' }, 0)
     expect(p.options.mandatory).toBeUndefined()
     expect(p.options).toMatchObject({
@@ -74,13 +74,60 @@ describe('outgoing messages', () => {
       timestamp: 1_700_000_000,
       contentType: 'application/json',
     })
-    expect(p.options.headers).toMatchObject({
+    // a custom id encodes no time: its millisecond travels in a header; the key has no property
+    expect(p.options.headers).toEqual({
       a: 'b',
-      [WireHeaders.id]: 'id-1',
       [WireHeaders.key]: 'k',
       [WireHeaders.timestamp]: '1700000000123',
     })
     expect([...p.content]).toEqual([1, 2])
+  })
+
+  it('need no header table at all with a default id (a UUID v7 has the millisecond) and JSON', () => {
+    const id = uuidv7()
+    const timestamp = uuidv7Time(id) as number
+    const message = { id, headers: {}, body: new Uint8Array([1]), timestamp, contentType: 'application/json' }
+    const p = toWire('t', message, 0)
+    expect(p.options.headers).toBeUndefined()
+    expect(p.options).toMatchObject({ messageId: id, timestamp: Math.floor(timestamp / 1000) })
+    expect(p.options.contentType).toBe('application/json')
+    // read back: id from message-id, the exact millisecond from the id, JSON by default
+    const back = toTransportMessage(
+      consumed(undefined as never, {
+        messageId: id,
+        timestamp: Math.floor(timestamp / 1000),
+        contentType: 'application/json',
+      }),
+      't',
+      false,
+    )
+    expect(back).toMatchObject({ id, timestamp })
+    // other content types still go as the AMQP content-type, never as a header
+    const text = toWire(
+      't',
+      { ...message, headers: { [WireHeaders.contentType]: 'text/plain; charset=utf-8' } },
+      0,
+    )
+    expect(text.options.contentType).toBe('text/plain; charset=utf-8')
+    expect(text.options.headers).toBeUndefined()
+  })
+
+  it('read messages in the format before 0.2 (msgkit-id, -timestamp, -content-type headers)', () => {
+    const m = toTransportMessage(
+      consumed(
+        {
+          [WireHeaders.id]: 'old-1',
+          [WireHeaders.timestamp]: '1700000000123',
+          [WireHeaders.contentType]: 'application/json',
+          [WireHeaders.key]: 'k',
+        },
+        { messageId: 'old-1', timestamp: 1_700_000_000, contentType: 'application/json' },
+      ),
+      't',
+      false,
+    )
+    expect(m).toMatchObject({ id: 'old-1', key: 'k', timestamp: 1_700_000_000_123 })
+    expect(m.headers[WireHeaders.contentType]).toBe('application/json')
   })
 
   it('go out mandatory when the send asks about unroutable messages, and keep their delay bucket', () => {
