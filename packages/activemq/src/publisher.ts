@@ -1,0 +1,50 @@
+/**
+ * Publishing on the kit's outbox, on the publishing connection (the supervisor's session, which
+ * never consumes: a connection that both sends with receipts and receives stalled the broker in
+ * our probe). A batch is pipelined: every SEND of it written at once, each settled by its own
+ * RECEIPT. An ERROR frame names the SEND it refuses (that one fails for good); the others on the
+ * dead connection are sent again after the reconnect (same msgkit id: at-least-once).
+ */
+import type { OutgoingMessage, SendOptions } from '@msgkit/core'
+import { createOutbox, type ErrorTable, type Supervisor } from '@msgkit/core/adapter'
+import type { StompConnection } from './driver.js'
+import { type Frame, toFrame } from './mapping.js'
+import { topicDestination } from './topology.js'
+
+export interface Publisher {
+  send(topic: string, messages: OutgoingMessage[], options: SendOptions): Promise<void>
+  /** give queued sends the kit's grace period, then reject the rest with MSGKIT_CLOSED */
+  close(): Promise<void>
+}
+
+export function createPublisher(
+  supervisor: Supervisor<StompConnection>,
+  errors: ErrorTable,
+  limits: { maxMessageBytes: number },
+): Publisher {
+  const outbox = createOutbox<StompConnection, Frame>({
+    name: 'activemq',
+    supervisor,
+    errors,
+    maxBatchBytes: 8 * 1024 * 1024,
+    async flush(connection, batch) {
+      const sent = batch.map(({ wire }) =>
+        connection.request('SEND', wire.headers, wire.body).catch((error: unknown) => error ?? 'SEND failed'),
+      )
+      const outcomes = await Promise.all(sent)
+      return outcomes.some((outcome) => outcome !== undefined) ? outcomes : undefined
+    },
+  })
+
+  return {
+    async send(topic, messages, options) {
+      const destination = topicDestination(topic)
+      const wires = messages.map((message) => {
+        const frame = toFrame(destination, topic, message, limits)
+        return { wire: frame, bytes: frame.body.byteLength }
+      })
+      await outbox.send(topic, wires, options.deadline)
+    },
+    close: () => outbox.close(),
+  }
+}
