@@ -45,6 +45,51 @@ def _picklable_locks() -> None:
     copyreg.pickle(type(threading.Lock()), lambda c: (threading.Lock, ()))
 
 
+
+def _patch_receive_race() -> None:
+    """moto's ReceiveMessage marks messages received without a lock, and its snapshot of FIFO groups
+    in flight goes stale during a long poll: two concurrent receives could both take one message.
+    Each scan now runs under a lock, released while waiting, and restarts with a fresh snapshot."""
+    from moto.sqs import models
+
+    backend_cls, queue_cls = models.SQSBackend, models.Queue
+    receive, wait = backend_cls.receive_message, queue_cls.wait_for_messages
+    if getattr(receive, "__msgkit_patched__", False):
+        return
+    lock, local = threading.Lock(), threading.local()
+
+    class Rescan(Exception):
+        pass
+
+    def receive_message(self, queue_name, count, wait_seconds_timeout, visibility_timeout, message_attribute_names=None):
+        end, left = time.time() + (wait_seconds_timeout or 0), wait_seconds_timeout
+        while True:
+            with lock:
+                local.scanning = True
+                try:
+                    return receive(self, queue_name, count, left, visibility_timeout, message_attribute_names)
+                except Rescan:
+                    left = max(0.0, end - time.time())
+                finally:
+                    local.scanning = False
+
+    def wait_for_messages(self, timeout):
+        if not getattr(local, "scanning", False):
+            return wait(self, timeout)
+        lock.release()
+        try:
+            started = time.time()
+            wait(self, timeout)
+            if time.time() - started < 0.01:  # visible but all in held FIFO groups: do not spin
+                time.sleep(0.05)
+        finally:
+            lock.acquire()
+        raise Rescan()
+
+    receive_message.__msgkit_patched__ = True
+    backend_cls.receive_message = receive_message
+    queue_cls.wait_for_messages = wait_for_messages
+
 def _patch_per_message_cost() -> None:
     """Make moto's SendMessage and ReceiveMessage cost O(1) per message instead of O(queue depth).
 
@@ -225,6 +270,7 @@ def serve(host: str, port: int, state: str | None) -> None:
     _picklable_locks()
     if not os.environ.get("SQS_MOTO_UNPATCHED"):
         _patch_per_message_cost()
+        _patch_receive_race()
     if state:
         load_state(state)
 
