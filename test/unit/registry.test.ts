@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 
 const packagesDir = join(import.meta.dirname, '..', '..', 'packages')
 const adapters = readdirSync(packagesDir)
-  .filter((d) => !['core', 'testkit'].includes(d) && existsSync(join(packagesDir, d, 'package.json')))
+  .filter((d) => !['core', 'testkit', 'cli'].includes(d) && existsSync(join(packagesDir, d, 'package.json')))
   .map((d) => ({
     dir: d,
     name: JSON.parse(readFileSync(join(packagesDir, d, 'package.json'), 'utf8')).name as string,
