@@ -1,43 +1,113 @@
-import { cpus, loadavg } from 'node:os'
 import { type Messaging, withTimeout } from '@msgkit/core'
 
 /**
- * What every bench shares: a body of an exact size, a fixed-concurrency driver, a counter that
- * resolves at a target, and the round runner that turns rounds into medians and per-round ratios.
+ * What every bench shares. A bench module describes scenarios (publish, consume, end to end,
+ * latency…), each with variants (raw client, raw client with msgkit's wire format, msgkit, a peer
+ * library, a ceiling). Every variant of every round runs in a fresh child process (cell.ts), so
+ * each one's peak RSS is its own and no variant inherits another's heap or JIT state; the order
+ * of the variants rotates from round to round, and ratios are taken inside a round.
  */
 
-/** One number a bench measures per round (throughput unless `unit` says otherwise). */
-export interface Metric {
+/** What a variant is, for the tables and for latest.json. */
+export type Role = 'raw' | 'raw-wire' | 'msgkit' | 'peer' | 'ceiling' | 'extra'
+
+export interface Variant {
   id: string
+  role: Role
   label: string
-  side: 'raw' | 'msgkit'
-  /** default 'msg/s'; 'ms' metrics are shown but never used in ratios */
-  unit?: 'msg/s' | 'ms'
+  /** a line shown under the tables (what this variant guarantees, how it is set up) */
+  note?: string
 }
 
-/** msgkit metric ÷ raw metric, computed inside each round (same conditions), then summarised. */
-export interface Ratio {
+/** msgkit ÷ raw (or any a ÷ b), per round, then the median. */
+export interface Comparison {
   label: string
-  msgkit: string
-  raw: string
+  a: string
+  b: string
+  /** what is compared (default msgsPerSec); for rss and latency a smaller value is better */
+  of?: 'msgsPerSec' | 'p99Ms' | 'rssMb' | 'cpuUsPerMsg'
 }
 
-/** The values of one round, by metric id. */
-export type RoundValues = Record<string, number>
+export interface Scenario {
+  id: string
+  title: string
+  /** throughput: as fast as it goes; latency: a fixed rate, publish→handler times */
+  kind: 'throughput' | 'latency'
+  messages: number
+  /** messages each cell handles before its clock starts (default: a fifth of `messages`, at most 2,000) */
+  warmup?: number
+  /** body size in bytes (what the scenario's bodies encode to) */
+  bytes: number
+  variants: Variant[]
+  /** the pair latest.json records as `msgkit` and `raw` */
+  primary: { msgkit: string; raw: string }
+  comparisons: Comparison[]
+  /** parent side, before a variant's cell: declare topics, fill backlogs; returns the cell's arguments */
+  prepare?(variant: string, round: string): Promise<Record<string, unknown>>
+  /** parent side, after a variant's cell (delete what it used) */
+  done?(variant: string, round: string): Promise<void>
+}
 
-export interface BenchDefinition {
+export interface Plan {
   name: string
   title: string
-  /** lines printed under the title: sizes, counts, concurrency, broker, what is timed */
   details: string[]
-  metrics: Metric[]
-  ratios: Ratio[]
-  rounds: number
-  /** one unrecorded round first (JIT, connections, broker caches) */
-  warmup: () => Promise<void>
-  round: (index: number) => Promise<RoundValues>
+  scenarios: Scenario[]
   /** always called, also after a failure */
-  cleanup: () => Promise<void>
+  cleanup(): Promise<void>
+}
+
+export interface Settings {
+  /** a few hundred messages per cell, one round: proves the bench still works, measures nothing */
+  smoke: boolean
+  rounds: number
+  /** BENCH_MESSAGES, when set: overrides every scenario's default */
+  messages?: number
+  bytes: number
+}
+
+/** What a cell (one variant, one round, in its own process) is given. */
+export interface CellArgs {
+  messages: number
+  /** messages handled before the clock starts (JIT, connections, broker caches) */
+  warmup: number
+  bytes: number
+  [key: string]: unknown
+}
+
+/** What a cell measured. */
+export interface Measured {
+  messages: number
+  ms: number
+  /** publish→handler times in ms (latency scenarios) */
+  latencies?: number[]
+  /** subscribe/consume call → first message (consume scenarios) */
+  toFirstMs?: number
+  /** CPU time this process used while the clock ran (user + system, all threads) */
+  cpuMs?: number
+  /** anything else the cell wants reported (soak: heap after GC) */
+  extra?: Record<string, number>
+}
+
+export type Cell = (args: CellArgs) => Promise<Measured>
+
+/** A bench module: the parent's plan and the child's cells, keyed `scenario/variant`. */
+export interface BenchModule {
+  plan(settings: Settings): Promise<Plan>
+  cells: Record<string, Cell>
+}
+
+/** What a cell reports back to the parent (one JSON line on stdout). */
+export interface CellResult {
+  msgsPerSec: number
+  p50Ms?: number
+  p99Ms?: number
+  toFirstMs?: number
+  /** peak resident set size of the cell's process */
+  rssMb: number
+  /** CPU time per message of the cell's own process while the clock ran (less noisy than msg/s on a shared machine) */
+  cpuUsPerMsg?: number
+  extra?: Record<string, number>
 }
 
 export interface Summary {
@@ -47,58 +117,25 @@ export interface Summary {
   samples: number[]
 }
 
-export interface BenchResult {
-  definition: BenchDefinition
-  metrics: Array<Metric & Summary>
-  ratios: Array<Ratio & Summary>
-  /** 1-minute load average before and after (a busy shared machine shows here), and the CPU count */
-  load: { before: number; after: number; cpus: number }
-}
-
 /** Median, min and max of the samples. */
 export function summarise(samples: number[]): Summary {
   const sorted = [...samples].sort((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
-  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+  const median =
+    sorted.length === 0
+      ? Number.NaN
+      : sorted.length % 2 === 1
+        ? sorted[mid]!
+        : (sorted[mid - 1]! + sorted[mid]!) / 2
   return { median, min: sorted[0] ?? Number.NaN, max: sorted.at(-1) ?? Number.NaN, samples }
 }
 
-/** Runs the warm-up and the rounds; prints progress; always cleans up. */
-export async function runBench(definition: BenchDefinition): Promise<BenchResult> {
-  const values: RoundValues[] = []
-  const loadBefore = loadavg()[0]!
-  try {
-    progress(`${definition.name}: warm-up round`)
-    await definition.warmup()
-    for (let i = 0; i < definition.rounds; i++) {
-      const round = await definition.round(i)
-      values.push(round)
-      const line = definition.metrics
-        .filter((m) => round[m.id] !== undefined)
-        .map((m) => `${m.id}=${format(round[m.id]!)}${m.unit === 'ms' ? 'ms' : ''}`)
-        .join('  ')
-      progress(`${definition.name}: round ${i + 1}/${definition.rounds}  ${line}`)
-    }
-  } finally {
-    progress(`${definition.name}: cleaning up`)
-    await definition.cleanup()
-  }
-  return {
-    definition,
-    load: { before: loadBefore, after: loadavg()[0]!, cpus: cpus().length },
-    metrics: definition.metrics.map((m) => ({
-      ...m,
-      ...summarise(values.map((v) => v[m.id]).filter((n): n is number => n !== undefined)),
-    })),
-    ratios: definition.ratios.map((r) => ({
-      ...r,
-      ...summarise(
-        values
-          .filter((v) => v[r.msgkit] !== undefined && v[r.raw] !== undefined)
-          .map((v) => v[r.msgkit]! / v[r.raw]!),
-      ),
-    })),
-  }
+/** Nearest-rank percentile (p in 0..100) of unsorted values. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = Float64Array.from(values).sort()
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[rank]!
 }
 
 /** A progress line (stderr, so a redirected stdout holds only the tables). */
@@ -106,10 +143,11 @@ export function progress(text: string): void {
   process.stderr.write(`  … ${text}\n`)
 }
 
-/** 12345.6 → "12,346"; small numbers keep a decimal. */
-export function format(n: number): string {
-  if (!Number.isFinite(n)) return '—'
-  return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1)
+/** 12345.6 → "12,346"; small numbers keep a decimal or two. */
+export function format(n: number | undefined): string {
+  if (n === undefined || !Number.isFinite(n)) return '—'
+  if (n >= 100) return Math.round(n).toLocaleString('en-US')
+  return n >= 1 ? n.toFixed(1) : n.toFixed(2)
 }
 
 /** Messages per second for `messages` handled in `ms`. */
@@ -135,6 +173,11 @@ export function jsonBody(bytes: number): Record<string, unknown> {
   return body
 }
 
+/** A body for latency runs: `jsonBody(bytes)` with the send time (performance.now()) in it. */
+export function stampedBody(base: Record<string, unknown>): Record<string, unknown> {
+  return { ...base, sentAt: performance.now() }
+}
+
 /**
  * Calls `task` `total` times with at most `concurrency` calls running at once (a worker pool:
  * each worker starts its next call as soon as its previous one resolved).
@@ -151,7 +194,30 @@ export async function pool(
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker))
 }
 
-/** Counts events; `done` resolves at `target`, and `first`/`last` hold the times (performance.now()). */
+/**
+ * Calls `send` `total` times at `rate` per second (a timer loop sends whatever is due, so the rate
+ * holds on average even when a tick is late). Resolves once the last one was sent.
+ */
+export function paced(total: number, rate: number, send: (index: number) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now()
+    let sent = 0
+    const tick = (): void => {
+      try {
+        const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1)
+        while (sent < due) send(sent++)
+      } catch (error) {
+        reject(error)
+        return
+      }
+      if (sent >= total) resolve()
+      else setTimeout(tick, 1)
+    }
+    tick()
+  })
+}
+
+/** Counts events; `done` resolves at `target`; `first`/`last` hold the times (performance.now()). */
 export function counter(target: number): {
   hit(): void
   readonly count: number
@@ -169,10 +235,9 @@ export function counter(target: number): {
   return {
     hit() {
       count++
-      const now = performance.now()
-      if (count === 1) first = now
+      if (count === 1) first = performance.now()
       if (count === target) {
-        last = now
+        last = performance.now()
         resolve()
       }
     },
@@ -189,7 +254,38 @@ export function counter(target: number): {
   }
 }
 
-/** Rejects when `promise` takes longer than `ms` (a stuck round must not hang the run). */
+/**
+ * A consumer's clock: the first `warmup` messages are not timed, the next `messages` are; `done`
+ * resolves after warmup + messages. `toFirstMs`: from `start` (the consume call) to the first one.
+ */
+export function consumeClock(warmup: number, messages: number) {
+  const seen = counter(warmup + messages)
+  let started = Number.NaN
+  let startedAt = Number.NaN
+  let cpu = process.cpuUsage()
+  let cpuMs = Number.NaN
+  return {
+    start() {
+      startedAt = performance.now()
+      if (warmup === 0) cpu = process.cpuUsage()
+    },
+    hit() {
+      seen.hit()
+      if (seen.count === warmup) {
+        started = performance.now()
+        cpu = process.cpuUsage()
+      }
+      if (seen.count === warmup + messages) cpuMs = cpuSince(cpu)
+    },
+    done: seen.done,
+    measured(): Measured {
+      const from = warmup === 0 ? startedAt : started
+      return { messages, ms: seen.last - from, toFirstMs: seen.first - startedAt, cpuMs }
+    },
+  }
+}
+
+/** Rejects when `promise` takes longer than `ms` (a stuck cell must not hang the run). */
 export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return withTimeout(promise, ms, () => new Error(`${what} did not finish within ${ms / 1000} s`))
 }
@@ -203,7 +299,7 @@ export function envInt(name: string, fallback: number): number {
   return n
 }
 
-/** A broker the bench cannot reach: run.ts prints the message and skips the bench. */
+/** A broker the bench cannot reach: the run fails with this message (it says how to start the broker). */
 export class BrokerUnreachableError extends Error {
   constructor(message: string) {
     super(message)
@@ -211,46 +307,51 @@ export class BrokerUnreachableError extends Error {
   }
 }
 
-/** Timings of one consume run, from the call that starts consuming. */
-export interface ConsumeTiming {
-  /** subscribe/connect call → last message */
-  total: number
-  /** subscribe/connect call → first message (connect, group join, first fetch) */
-  toFirst: number
-  /** first message → last message */
-  flow: number
-}
-
-/** ConsumeTiming from a start time and a counter that saw every message. */
-export function timing(start: number, seen: ReturnType<typeof counter>): ConsumeTiming {
-  return { total: seen.last - start, toFirst: seen.first - start, flow: seen.last - seen.first }
-}
-
-/** The two msgkit publish variants every broker bench runs: concurrent `publish` and `publishBatch`. */
-export function msgkitPublishers(
-  messaging: () => Messaging,
+/** Publishes `count` bodies with `publish()`, `concurrency` awaited at once. */
+export async function publishConcurrently(
+  m: Messaging,
+  topic: string,
   body: unknown,
+  count: number,
   concurrency: number,
+): Promise<void> {
+  await pool(count, concurrency, () => m.publish(topic, body))
+}
+
+/** Publishes `count` bodies with `publishBatch()` in batches of `batch`, one batch at a time. */
+export async function publishInBatches(
+  m: Messaging,
+  topic: string,
+  body: unknown,
+  count: number,
   batch: number,
-): Record<'msgkit-publish' | 'msgkit-batch', (topic: string, count: number) => Promise<number>> {
-  return {
-    'msgkit-publish': async (topic, count) => {
-      const m = messaging()
-      const start = performance.now()
-      await pool(count, concurrency, () => m.publish(topic, body))
-      return performance.now() - start
-    },
-    'msgkit-batch': async (topic, count) => {
-      const m = messaging()
-      const start = performance.now()
-      for (let i = 0; i < count; i += batch) {
-        const n = Math.min(batch, count - i)
-        await m.publishBatch(
-          topic,
-          Array.from({ length: n }, () => ({ body })),
-        )
-      }
-      return performance.now() - start
-    },
+): Promise<void> {
+  for (let i = 0; i < count; i += batch) {
+    const n = Math.min(batch, count - i)
+    await m.publishBatch(
+      topic,
+      Array.from({ length: n }, () => ({ body })),
+    )
   }
+}
+
+/** CPU ms (user + system) since `from` (a process.cpuUsage() value). */
+export function cpuSince(from: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(from)
+  return (used.user + used.system) / 1000
+}
+
+/** Times `work` (performance.now() around it). */
+export async function timed(work: () => Promise<unknown>): Promise<number> {
+  const start = performance.now()
+  await work()
+  return performance.now() - start
+}
+
+/** Times `work`: wall ms and the CPU ms this process used meanwhile (`Measured.cpuMs`). */
+export async function timedCpu(work: () => Promise<unknown>): Promise<{ ms: number; cpuMs: number }> {
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  await work()
+  return { ms: performance.now() - start, cpuMs: cpuSince(cpu) }
 }

@@ -1,367 +1,563 @@
 /**
- * RabbitMQ: raw amqplib vs msgkit on the same broker, same 1 KiB JSON bodies, same number of
- * unconfirmed messages in flight, in one run. Every queue is of the type msgkit declares by default
- * (quorum), so both sides pay the same broker cost per message.
+ * RabbitMQ: raw amqplib, raw amqplib with msgkit's wire format, msgkit, and message-queue-toolkit,
+ * on the same broker and the same queue type (quorum, the adapter's default), in one run.
+ * Publishing is persistent with publisher confirms on every side but message-queue-toolkit's
+ * (which has none; its line says so). Consuming acks after the handler on every side.
  */
+import { randomUUID } from 'node:crypto'
 import { createMessaging, type Messaging } from '@msgkit/core'
 import { rabbitmqConfigSchema } from '@msgkit/rabbitmq'
-import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib'
+import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from 'amqplib'
 import {
-  type BenchDefinition,
+  type BenchModule,
   BrokerUnreachableError,
-  type ConsumeTiming,
-  counter,
-  envInt,
+  type Cell,
+  type CellArgs,
+  consumeClock,
   jsonBody,
-  msgkitPublishers,
-  perSecond,
+  type Measured,
+  paced,
   pool,
   progress,
-  type RoundValues,
-  timing,
+  publishInBatches,
+  type Scenario,
+  type Settings,
+  stampedBody,
+  timedCpu,
+  type Variant,
   within,
 } from './harness.js'
+import { MQT_GUARANTEES, MqtConsumer, MqtPublisher, mqtConnection, mqtMessage } from './mqt.js'
 
 const IN_FLIGHT = 256
-const BATCH = 500
 const CONSUME_CONCURRENCY = 16
 const RAW_PREFETCH = 1000
-/** core's default prefetch for a subscription: concurrency × 2, at least 8 */
-const DEFAULT_PREFETCH = Math.max(8, CONSUME_CONCURRENCY * 2)
-const ROUND_TIMEOUT_MS = 180_000
-/** the group every publish variant's queue belongs to (msgkit names it `<topic>.<group>`) */
+const LATENCY_RATE = 1_000
 const GROUP = 'g'
+const CELL_TIMEOUT_MS = 5 * 60_000
 
-/** The RabbitMQ bench, ready to run (connects first; throws BrokerUnreachableError when it cannot). */
-export async function rabbitmqBench(): Promise<BenchDefinition> {
-  const url = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672'
-  const where = url.replace(/\/\/[^@/]*@/, '//')
-  const messages = envInt('BENCH_MESSAGES', 20_000)
-  const rounds = envInt('BENCH_ROUNDS', 5)
-  const bodyBytes = envInt('BENCH_BODY_BYTES', 1024)
-  const body = jsonBody(bodyBytes)
-  // the adapter's default, unless BENCH_QUEUE_TYPE asks for the other one (then for msgkit too)
-  const queueType = (process.env.BENCH_QUEUE_TYPE ?? rabbitmqConfigSchema.parse({}).queueType) as
-    | 'quorum'
-    | 'classic'
-  const msgkitUrl = process.env.BENCH_QUEUE_TYPE
-    ? `${url}${url.includes('?') ? '&' : '?'}queueType=${queueType}`
-    : url
+const url = (): string => process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672'
+const where = (): string => url().replace(/\/\/[^@/]*@/, '//')
+const queueType = (): 'quorum' | 'classic' =>
+  (process.env.BENCH_QUEUE_TYPE ?? rabbitmqConfigSchema.parse({}).queueType) as 'quorum' | 'classic'
+/** msgkit's URL: the adapter's default queue type unless BENCH_QUEUE_TYPE asks for another */
+const msgkitUrl = (): string =>
+  process.env.BENCH_QUEUE_TYPE ? `${url()}${url().includes('?') ? '&' : '?'}queueType=${queueType()}` : url()
+
+const connect = async (): Promise<ChannelModel> => {
+  const c = await amqp.connect(url(), { noDelay: true, timeout: 3_000 })
+  c.on('error', () => {})
+  return c
+}
+
+/** What msgkit puts on the wire for one message, captured off the broker (see plan()). */
+interface WireTemplate {
+  options: Options.Publish
+  id: string
+  timestampMs: number
+}
+
+/** Publish options in msgkit's wire format for a fresh id and time (the raw-wire side builds them per message). */
+function wireOptions(t: WireTemplate): Options.Publish {
+  const id = randomUUID()
+  const now = Date.now()
+  const headers: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(t.options.headers ?? {}))
+    headers[k] = v === t.id ? id : v === String(t.timestampMs) ? String(now) : v
+  const options: Options.Publish = { ...t.options, messageId: id, timestamp: Math.floor(now / 1000) }
+  if (t.options.headers) options.headers = headers
+  return options
+}
+
+const rawOptions: Options.Publish = { persistent: true, contentType: 'application/json' }
+
+// ---- cells (child processes) -------------------------------------------------------------------
+
+const confirmed = (
+  ch: ConfirmChannel,
+  exchange: string,
+  key: string,
+  content: Buffer,
+  options: Options.Publish,
+) =>
+  new Promise<void>((resolve, reject) => {
+    ch.publish(exchange, key, content, options, (error: unknown) => (error ? reject(error) : resolve()))
+  })
+
+const rawPublish =
+  (wire: boolean): Cell =>
+  async (args) => {
+    const { topic, template } = args as CellArgs & { topic: string; template: WireTemplate }
+    const body = jsonBody(args.bytes)
+    const c = await connect()
+    const ch = await c.createConfirmChannel()
+    const one = () =>
+      confirmed(
+        ch,
+        topic,
+        topic,
+        Buffer.from(JSON.stringify(body)),
+        wire ? wireOptions(template) : rawOptions,
+      )
+    await pool(args.warmup, IN_FLIGHT, one)
+    const { ms, cpuMs } = await timedCpu(() => pool(args.messages, IN_FLIGHT, one))
+    await c.close()
+    return { messages: args.messages, ms, cpuMs }
+  }
+
+const msgkitPublish =
+  (batched: boolean): Cell =>
+  async (args) => {
+    const { topic } = args as CellArgs & { topic: string }
+    const body = jsonBody(args.bytes)
+    const m = await createMessaging(msgkitUrl())
+    const run = (n: number) =>
+      batched
+        ? publishInBatches(m, topic, body, n, IN_FLIGHT)
+        : pool(n, IN_FLIGHT, () => m.publish(topic, body))
+    await run(args.warmup)
+    const { ms, cpuMs } = await timedCpu(() => run(args.messages))
+    await m.close()
+    return { messages: args.messages, ms, cpuMs }
+  }
+
+const mqtPublish: Cell = async (args) => {
+  const { queue } = args as CellArgs & { queue: string }
+  const body = jsonBody(args.bytes)
+  const manager = mqtConnection(url())
+  await manager.init()
+  const publisher = new MqtPublisher(manager, queue)
+  await publisher.init()
+  const run = async (n: number) => {
+    for (let i = 0; i < n; i++) publisher.publish(mqtMessage(randomUUID(), body))
+    // no confirms: the end is when the broker has read every publish (a round trip on that channel)
+    await publisher.flushed()
+  }
+  await run(args.warmup)
+  const { ms, cpuMs } = await timedCpu(() => run(args.messages))
+  await manager.close()
+  return { messages: args.messages, ms, cpuMs }
+}
+
+/** amqplib consumer, prefetch 1000: `multiple` = ack(msg, true) once per I/O turn, else one ack per message. */
+const rawConsume =
+  (multiple: boolean): Cell =>
+  async (args) => {
+    const { queue } = args as CellArgs & { queue: string }
+    const c = await connect()
+    const ch = await c.createChannel()
+    await ch.prefetch(RAW_PREFETCH)
+    const clock = consumeClock(args.warmup, args.messages)
+    let last: ConsumeMessage | undefined
+    let scheduled = false
+    const flush = () => {
+      scheduled = false
+      if (last) ch.ack(last, true)
+      last = undefined
+    }
+    clock.start()
+    await ch.consume(queue, (msg) => {
+      if (!msg) return
+      JSON.parse(msg.content.toString('utf8'))
+      if (multiple) {
+        last = msg
+        if (!scheduled) {
+          scheduled = true
+          setImmediate(flush)
+        }
+      } else ch.ack(msg)
+      clock.hit()
+    })
+    await within(clock.done, CELL_TIMEOUT_MS, `raw amqplib consuming ${queue}`)
+    const measured = clock.measured()
+    flush()
+    last = undefined
+    await c.close()
+    return measured
+  }
+
+const msgkitConsume =
+  (prefetch?: number): Cell =>
+  async (args) => {
+    const { topic } = args as CellArgs & { topic: string }
+    const m = await createMessaging(msgkitUrl())
+    const clock = consumeClock(args.warmup, args.messages)
+    clock.start()
+    await m.subscribe(
+      topic,
+      { group: GROUP, concurrency: CONSUME_CONCURRENCY, ...(prefetch ? { prefetch } : {}) },
+      () => {
+        clock.hit()
+      },
+    )
+    await within(clock.done, CELL_TIMEOUT_MS, `msgkit consuming ${topic}`)
+    const measured = clock.measured()
+    await m.close()
+    return measured
+  }
+
+const mqtConsume: Cell = async (args) => {
+  const { queue } = args as CellArgs & { queue: string }
+  const manager = mqtConnection(url())
+  await manager.init()
+  const clock = consumeClock(args.warmup, args.messages)
+  const consumer = new MqtConsumer(manager, queue, () => clock.hit())
+  clock.start()
+  await consumer.start()
+  await within(clock.done, CELL_TIMEOUT_MS, `message-queue-toolkit consuming ${queue}`)
+  const measured = clock.measured()
+  // its last ack happens after the handler returned: let it go out before the channel closes
+  await new Promise((r) => setTimeout(r, 100))
+  await manager.close()
+  return measured
+}
+
+/** Publish→handler latency at a fixed rate, publisher and consumer in this process. */
+const latency =
+  (side: 'raw' | 'msgkit'): Cell =>
+  async (args) => {
+    const { topic, queue } = args as CellArgs & { topic: string; queue: string }
+    const base = jsonBody(args.bytes)
+    const total = args.warmup + args.messages
+    const latencies: number[] = []
+    let seen = 0
+    let resolve!: () => void
+    const done = new Promise<void>((r) => {
+      resolve = r
+    })
+    const record = (sentAt: number): void => {
+      if (seen++ >= args.warmup) latencies.push(performance.now() - sentAt)
+      if (seen === total) resolve()
+    }
+    let send: () => void
+    let close: () => Promise<void>
+    const failed = (error: unknown) => console.error('publish failed:', error)
+    if (side === 'raw') {
+      const c = await connect()
+      const pub = await c.createConfirmChannel()
+      const sub = await c.createChannel()
+      await sub.prefetch(RAW_PREFETCH)
+      await sub.consume(queue, (msg) => {
+        if (!msg) return
+        const body = JSON.parse(msg.content.toString('utf8')) as { sentAt: number }
+        sub.ack(msg)
+        record(body.sentAt)
+      })
+      send = () => {
+        confirmed(pub, topic, topic, Buffer.from(JSON.stringify(stampedBody(base))), rawOptions).catch(failed)
+      }
+      close = () => c.close()
+    } else {
+      const m = await createMessaging(msgkitUrl())
+      await m.subscribe(topic, { group: GROUP, concurrency: CONSUME_CONCURRENCY }, (msg) => {
+        record((msg.body as { sentAt: number }).sentAt)
+      })
+      send = () => {
+        m.publish(topic, stampedBody(base)).catch(failed)
+      }
+      close = () => m.close()
+    }
+    const start = performance.now()
+    await paced(total, LATENCY_RATE, send)
+    await within(done, CELL_TIMEOUT_MS, `${side} latency run`)
+    const measured: Measured = { messages: total, ms: performance.now() - start, latencies }
+    await close()
+    return measured
+  }
+
+// ---- the plan (parent) -------------------------------------------------------------------------
+
+const v = (id: string, role: Variant['role'], label: string, note?: string): Variant => ({
+  id,
+  role,
+  label,
+  ...(note ? { note } : {}),
+})
+
+async function plan(settings: Settings) {
+  const n = (full: number): number => (settings.smoke ? 300 : (settings.messages ?? full))
+  const warmup = settings.smoke ? 50 : 2_000
+  const type = queueType()
   const run = `msgkit-bench.${Date.now().toString(36)}`
   const exchanges = new Set<string>()
   const queues = new Set<string>()
-
   let connection: ChannelModel
   try {
-    // msgkit turns Nagle off on its socket; the raw client does too, so the socket is not the difference
-    connection = await amqp.connect(url, { noDelay: true, timeout: 3_000 })
+    connection = await connect()
   } catch (error) {
     throw new BrokerUnreachableError(
-      `RabbitMQ is not reachable at ${where} (${(error as Error).message}).\n` +
-        '    Start it:  scripts/brokers/rabbitmq.sh start   (or: pnpm brokers:start rabbitmq, docker compose up -d rabbitmq)\n' +
+      `RabbitMQ is not reachable at ${where()} (${(error as Error).message}).\n` +
+        '    Start it:  scripts/brokers/rabbitmq.sh start   (or: pnpm brokers:start rabbitmq)\n' +
         '    Another broker:  BENCH_AMQP_URL=amqp://user:pass@host:5672 pnpm bench rabbitmq',
     )
   }
-  connection.on('error', () => {
-    // reported through the operation that failed
-  })
-  const confirm: ConfirmChannel = await connection.createConfirmChannel()
-  let messaging: Messaging | undefined
+  const confirm = await connection.createConfirmChannel()
+  const messaging: Messaging = await createMessaging(msgkitUrl())
+  const body = jsonBody(settings.bytes)
 
-  /** Everything msgkit declares for (topic, group), so cleanup can delete it. */
-  const track = (topic: string, group: string, subscribed: boolean): string => {
-    exchanges.add(topic)
-    queues.add(`${topic}.${group}`)
-    if (subscribed) {
-      // the group's dead-letter topic and its `dlq` group queue, provisioned by subscribe
-      exchanges.add(`${topic}.${group}.dlq`)
-      queues.add(`${topic}.${group}.dlq.dlq`)
-    }
-    return `${topic}.${group}`
-  }
-
-  /** The topology msgkit uses (topic exchange, queue bound with '#'), declared by the raw client. */
-  const declareRaw = async (topic: string): Promise<void> => {
-    track(topic, GROUP, false)
+  const declareQueue = async (queue: string): Promise<void> => {
+    queues.add(queue)
     const ch = await connection.createChannel()
-    await ch.assertExchange(topic, 'topic', { durable: true })
-    await ch.assertQueue(`${topic}.${GROUP}`, { durable: true, arguments: { 'x-queue-type': queueType } })
-    await ch.bindQueue(`${topic}.${GROUP}`, topic, '#')
+    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': type } })
     await ch.close()
   }
-
-  const remove = async (names: { queues: string[]; exchanges: string[] }): Promise<number> => {
-    let n = 0
-    for (const [kind, list] of [
-      ['queue', names.queues],
-      ['exchange', names.exchanges],
+  /** msgkit's topology (topic exchange, group queue bound with '#'), declared by the raw client */
+  const declareTopic = async (topic: string): Promise<string> => {
+    exchanges.add(topic)
+    const queue = `${topic}.${GROUP}`
+    await declareQueue(queue)
+    const ch = await connection.createChannel()
+    await ch.assertExchange(topic, 'topic', { durable: true })
+    await ch.bindQueue(queue, topic, '#')
+    await ch.close()
+    return queue
+  }
+  /** what msgkit's subscribe declares for (topic, group), so it can be deleted */
+  const trackMsgkit = (topic: string): string => {
+    exchanges.add(topic)
+    exchanges.add(`${topic}.${GROUP}.dlq`)
+    queues.add(`${topic}.${GROUP}`)
+    queues.add(`${topic}.${GROUP}.dlq.dlq`)
+    return `${topic}.${GROUP}`
+  }
+  const remove = async (prefix: string): Promise<void> => {
+    for (const [kind, set] of [
+      ['queue', queues],
+      ['exchange', exchanges],
     ] as const) {
-      for (const name of list) {
-        // one channel per deletion: a refusal closes only that channel
+      for (const name of [...set].filter((x) => x.startsWith(prefix))) {
         const ch = await connection.createChannel()
         ch.on('error', () => {})
         try {
           if (kind === 'queue') await ch.deleteQueue(name)
           else await ch.deleteExchange(name)
-          n++
-          if (kind === 'queue') queues.delete(name)
-          else exchanges.delete(name)
         } catch {
-          // already gone
+          // never declared (a cell that failed early) or already gone
         }
+        set.delete(name)
         await ch.close().catch(() => {})
       }
     }
-    return n
+  }
+  /** `count` messages in raw form straight into a queue (confirmed) */
+  const fillRaw = async (queue: string, count: number, content: (i: number) => Buffer): Promise<void> => {
+    for (let i = 0; i < count; i += IN_FLIGHT) {
+      for (let j = i; j < Math.min(count, i + IN_FLIGHT); j++)
+        confirm.sendToQueue(queue, content(j), rawOptions)
+      await confirm.waitForConfirms()
+    }
   }
 
-  const encode = (): Buffer => Buffer.from(JSON.stringify(body))
-  const rawOptions = { persistent: true, contentType: 'application/json' }
-
-  // ---- publish variants: each returns elapsed ms for `count` messages into `topic` -----------
-
-  const publishers: Record<string, (topic: string, count: number) => Promise<number>> = {
-    'raw-window': async (topic, count) => {
-      const start = performance.now()
-      for (let i = 0; i < count; i += IN_FLIGHT) {
-        const n = Math.min(IN_FLIGHT, count - i)
-        for (let j = 0; j < n; j++) {
-          if (!confirm.publish(topic, topic, encode(), rawOptions))
-            await new Promise((resolve) => confirm.once('drain', resolve))
-        }
-        await confirm.waitForConfirms()
-      }
-      return performance.now() - start
-    },
-    'raw-callback': async (topic, count) => {
-      const start = performance.now()
-      await pool(
-        count,
-        IN_FLIGHT,
-        () =>
-          new Promise<void>((resolve, reject) => {
-            confirm.publish(topic, topic, encode(), rawOptions, (error: unknown) =>
-              error ? reject(error) : resolve(),
-            )
-          }),
-      )
-      return performance.now() - start
-    },
-    ...msgkitPublishers(() => messaging!, body, IN_FLIGHT, IN_FLIGHT),
-  }
-  const publishOrder = Object.keys(publishers)
-
-  // ---- consume variants: timed from the consume/subscribe call to the last message ------------
-
-  const consumeRaw = async (queue: string, count: number): Promise<ConsumeTiming> => {
+  // msgkit's wire format for this body, read off the broker rather than assumed
+  const templateTopic = `${run}.template`
+  await messaging.provision(templateTopic, GROUP)
+  trackMsgkit(templateTopic)
+  await messaging.publish(templateTopic, body)
+  const got = await (async () => {
     const ch = await connection.createChannel()
-    await ch.prefetch(RAW_PREFETCH)
-    const seen = counter(count)
-    const start = performance.now()
-    try {
-      await ch.consume(
-        queue,
-        (msg) => {
-          if (!msg) return
-          JSON.parse(msg.content.toString('utf8'))
-          ch.ack(msg)
-          seen.hit()
-        },
-        { noAck: false },
-      )
-      await within(seen.done, ROUND_TIMEOUT_MS, `raw amqplib consuming ${count} messages`)
-      return timing(start, seen)
-    } finally {
-      await ch.close().catch(() => {})
-    }
-  }
-
-  const consumeMsgkit = async (
-    topic: string,
-    group: string,
-    count: number,
-    prefetch?: number,
-  ): Promise<ConsumeTiming> => {
-    // a consuming service's own instance; connecting it is not part of the timing
-    const m = await createMessaging(msgkitUrl)
-    const seen = counter(count)
-    try {
-      const start = performance.now()
-      await m.subscribe(
-        topic,
-        { group, concurrency: CONSUME_CONCURRENCY, ...(prefetch ? { prefetch } : {}) },
-        () => {
-          seen.hit()
-        },
-      )
-      await within(seen.done, ROUND_TIMEOUT_MS, `msgkit consuming ${count} messages`)
-      return timing(start, seen)
-    } finally {
-      await m.close()
-    }
-  }
-
-  const round = async (index: number, count: number, label: string): Promise<RoundValues> => {
-    const prefix = `${run}.${label}`
-    const out: RoundValues = {}
-    const order = publishOrder.map((_, i) => publishOrder[(i + index) % publishOrder.length]!)
-    for (const variant of order) {
-      const topic = `${prefix}.${variant}`
-      // exchange and queue exist before the clock starts, declared by the side that publishes
-      if (variant.startsWith('raw')) await declareRaw(topic)
-      else {
-        track(topic, GROUP, false)
-        await messaging!.provision(topic, GROUP)
+    for (let i = 0; i < 50; i++) {
+      const msg = await ch.get(`${templateTopic}.${GROUP}`, { noAck: true })
+      if (msg) {
+        await ch.close()
+        return msg
       }
-      progress(`rabbitmq ${label}: publishing ${count} with ${variant}`)
-      const ms = await within(publishers[variant]!(topic, count), ROUND_TIMEOUT_MS, `rabbitmq ${variant}`)
-      out[variant] = perSecond(count, ms)
-      // keep the broker small: the next variant starts from the same state
-      await remove({ queues: [`${topic}.${GROUP}`], exchanges: [topic] })
+      await new Promise((r) => setTimeout(r, 20))
     }
+    throw new Error('could not read back the message msgkit published (template)')
+  })()
+  const p = got.properties
+  // what the broker added on the way (quorum queues' x-delivery-count) is not msgkit's
+  const headers = Object.fromEntries(Object.entries(p.headers ?? {}).filter(([k]) => !k.startsWith('x-')))
+  const template: WireTemplate = {
+    id: String(p.messageId),
+    timestampMs: Number(p.headers?.['msgkit-timestamp'] ?? Number(p.timestamp) * 1000),
+    options: {
+      persistent: p.deliveryMode === 2,
+      // msgkit's default `unroutable: 'warn'` publishes mandatory (basic.return)
+      mandatory: true,
+      ...(p.contentType ? { contentType: p.contentType } : {}),
+      ...(p.messageId ? { messageId: p.messageId } : {}),
+      ...(p.timestamp ? { timestamp: p.timestamp } : {}),
+      ...(Object.keys(headers).length > 0 ? { headers } : {}),
+    },
+  }
+  await remove(templateTopic)
+  progress(
+    `rabbitmq: msgkit's wire format: properties ${Object.keys(template.options)
+      .filter((k) => k !== 'headers')
+      .join(', ')}; headers ${Object.keys(template.options.headers ?? {}).join(', ') || 'none'}`,
+  )
 
-    // one backlog, fanned out to one queue per consumer (all declared by msgkit: same type and args)
-    const topic = `${prefix}.backlog`
-    const consumers: Array<[string, () => Promise<ConsumeTiming>]> = [
-      ['raw-consume', () => consumeRaw(track(topic, 'raw', false), count)],
-      [
-        'msgkit-consume',
-        () => {
-          track(topic, 'msgkit', true)
-          return consumeMsgkit(topic, 'msgkit', count)
-        },
-      ],
-      [
-        'msgkit-consume-1000',
-        () => {
-          track(topic, 'msgkit-1000', true)
-          return consumeMsgkit(topic, 'msgkit-1000', count, RAW_PREFETCH)
-        },
-      ],
-    ]
-    for (const group of ['raw', 'msgkit', 'msgkit-1000']) {
-      track(topic, group, false)
-      await messaging!.provision(topic, group)
-    }
-    progress(`rabbitmq ${label}: filling a backlog of ${count} (×3 queues)`)
-    for (let i = 0; i < count; i += BATCH)
-      await messaging!.publishBatch(
-        topic,
-        Array.from({ length: Math.min(BATCH, count - i) }, () => ({ body })),
-      )
-    const consumeOrder = consumers.map((_, i) => consumers[(i + index) % consumers.length]!)
-    for (const [name, consume] of consumeOrder) {
-      progress(`rabbitmq ${label}: consuming ${count} with ${name}`)
-      const t = await consume()
-      out[name] = perSecond(count, t.total)
-      out[`${name}-flow`] = perSecond(count - 1, t.flow)
-      out[`${name}-first-ms`] = t.toFirst
-    }
-    await remove({
-      queues: [...queues].filter((q) => q.startsWith(`${prefix}.`)),
-      exchanges: [...exchanges].filter((e) => e.startsWith(`${prefix}.`)),
-    })
-    return out
+  const publish: Scenario = {
+    id: 'publish',
+    title: `publish, persistent, ${IN_FLIGHT} unconfirmed in flight, ${settings.bytes}-byte JSON`,
+    kind: 'throughput',
+    messages: n(20_000),
+    warmup,
+    bytes: settings.bytes,
+    variants: [
+      v('raw', 'raw', `raw amqplib: publish with a confirm callback, ${IN_FLIGHT} in flight`),
+      v('raw-wire', 'raw-wire', "raw amqplib, msgkit's wire format (same properties and headers, mandatory)"),
+      v('msgkit', 'msgkit', `msgkit publish(), ${IN_FLIGHT} concurrent`),
+      v('msgkit-batch', 'extra', `msgkit publishBatch() of ${IN_FLIGHT}, one at a time`),
+      v('mqt', 'peer', 'message-queue-toolkit publish() (no confirms)', MQT_GUARANTEES),
+    ],
+    primary: { msgkit: 'msgkit', raw: 'raw' },
+    comparisons: [
+      { label: 'msgkit publish() / raw', a: 'msgkit', b: 'raw' },
+      {
+        label: "msgkit publish() / raw with msgkit's wire format (cost of our code)",
+        a: 'msgkit',
+        b: 'raw-wire',
+      },
+      { label: "raw with msgkit's wire format / raw (cost of the wire format)", a: 'raw-wire', b: 'raw' },
+      { label: 'msgkit publishBatch() / raw', a: 'msgkit-batch', b: 'raw' },
+      { label: 'msgkit publish() (confirmed) / message-queue-toolkit (unconfirmed)', a: 'msgkit', b: 'mqt' },
+      { label: 'peak RSS: msgkit / raw', a: 'msgkit', b: 'raw', of: 'rssMb' },
+      { label: 'CPU per message (client process): raw / msgkit', a: 'raw', b: 'msgkit', of: 'cpuUsPerMsg' },
+    ],
+    async prepare(variant, round) {
+      const topic = `${run}.${round}.publish.${variant}`
+      if (variant === 'mqt') {
+        await declareQueue(topic)
+        return { queue: topic }
+      }
+      if (variant.startsWith('raw')) await declareTopic(topic)
+      else {
+        trackMsgkit(topic)
+        await messaging.provision(topic, GROUP)
+      }
+      return { topic, template }
+    },
+    done: (variant, round) => remove(`${run}.${round}.publish.${variant}`),
+  }
+
+  const consume: Scenario = {
+    id: 'consume',
+    title: `consume a backlog, ack after the handler, ${settings.bytes}-byte JSON`,
+    kind: 'throughput',
+    messages: n(20_000),
+    warmup,
+    bytes: settings.bytes,
+    variants: [
+      v('raw', 'raw', `raw amqplib: prefetch ${RAW_PREFETCH}, JSON.parse, one ack per message`),
+      v(
+        'raw-multi',
+        'extra',
+        `raw amqplib: prefetch ${RAW_PREFETCH}, JSON.parse, ack(msg, allUpTo) once per I/O turn`,
+      ),
+      v('raw-wire', 'raw-wire', "raw amqplib (one ack per message) on messages in msgkit's wire format"),
+      v(
+        'msgkit',
+        'msgkit',
+        `msgkit subscribe(), concurrency ${CONSUME_CONCURRENCY}, default prefetch (1,000)`,
+      ),
+      v(
+        'msgkit-128',
+        'extra',
+        `msgkit subscribe(), concurrency ${CONSUME_CONCURRENCY}, prefetch 128 (the default before)`,
+      ),
+      v('mqt', 'peer', 'message-queue-toolkit consumer (no prefetch limit)', MQT_GUARANTEES),
+    ],
+    primary: { msgkit: 'msgkit', raw: 'raw' },
+    comparisons: [
+      { label: 'msgkit / raw (one ack per message)', a: 'msgkit', b: 'raw' },
+      { label: 'msgkit / raw (acks coalesced with allUpTo)', a: 'msgkit', b: 'raw-multi' },
+      { label: "msgkit / raw on msgkit's wire format (cost of our code)", a: 'msgkit', b: 'raw-wire' },
+      { label: "raw on msgkit's wire format / raw (cost of the wire format)", a: 'raw-wire', b: 'raw' },
+      { label: 'msgkit / message-queue-toolkit', a: 'msgkit', b: 'mqt' },
+      { label: 'msgkit prefetch 1,000 / prefetch 128', a: 'msgkit', b: 'msgkit-128' },
+      { label: 'peak RSS: msgkit / raw', a: 'msgkit', b: 'raw', of: 'rssMb' },
+      { label: 'CPU per message (client process): raw / msgkit', a: 'raw', b: 'msgkit', of: 'cpuUsPerMsg' },
+    ],
+    async prepare(variant, round) {
+      const topic = `${run}.${round}.consume.${variant}`
+      const count = warmup + consume.messages
+      progress(`rabbitmq ${round}: a backlog of ${count} for ${variant}`)
+      if (variant === 'mqt') {
+        await declareQueue(topic)
+        await fillRaw(topic, count, (i) => Buffer.from(JSON.stringify(mqtMessage(String(i), body))))
+        return { queue: topic }
+      }
+      if (variant === 'raw' || variant === 'raw-multi') {
+        await declareQueue(topic)
+        await fillRaw(topic, count, () => Buffer.from(JSON.stringify(body)))
+        return { queue: topic }
+      }
+      const queue = trackMsgkit(topic)
+      await messaging.provision(topic, GROUP)
+      await publishInBatches(messaging, topic, body, count, 500)
+      return { topic, queue }
+    },
+    done: (variant, round) => remove(`${run}.${round}.consume.${variant}`),
+  }
+
+  const latencyScenario: Scenario = {
+    id: 'latency',
+    title: `publish→handler latency at ${LATENCY_RATE.toLocaleString('en-US')} msg/s (confirmed, persistent), ${settings.bytes}-byte JSON`,
+    kind: 'latency',
+    messages: settings.smoke ? 300 : (settings.messages ?? 5_000),
+    warmup: settings.smoke ? 50 : 1_000,
+    bytes: settings.bytes,
+    variants: [
+      v('raw', 'raw', 'raw amqplib: confirm callback publish + consumer (prefetch 1000), paced'),
+      v('msgkit', 'msgkit', `msgkit publish() + subscribe (concurrency ${CONSUME_CONCURRENCY}), paced`),
+    ],
+    primary: { msgkit: 'msgkit', raw: 'raw' },
+    comparisons: [
+      { label: 'p99 latency: msgkit / raw', a: 'msgkit', b: 'raw', of: 'p99Ms' },
+      { label: 'peak RSS: msgkit / raw', a: 'msgkit', b: 'raw', of: 'rssMb' },
+      { label: 'CPU per message (client process): raw / msgkit', a: 'raw', b: 'msgkit', of: 'cpuUsPerMsg' },
+    ],
+    async prepare(variant, round) {
+      const topic = `${run}.${round}.latency.${variant}`
+      if (variant === 'raw') return { topic, queue: await declareTopic(topic) }
+      trackMsgkit(topic)
+      return { topic }
+    },
+    done: (variant, round) => remove(`${run}.${round}.latency.${variant}`),
   }
 
   return {
     name: 'rabbitmq',
-    title: `RabbitMQ (amqplib 2.3.1) at ${where}, ${queueType} queues`,
+    title: `RabbitMQ (amqplib 2.3.1) at ${where()}, ${type} queues; message-queue-toolkit 23.1.0 (core 25.4.0) as a peer`,
     details: [
-      `${messages} messages per variant per round, ${bodyBytes}-byte JSON bodies, persistent, publisher confirms; ${queueType} queues (the adapter's default) for raw and msgkit alike`,
-      `publish: ${IN_FLIGHT} unconfirmed messages in flight; each variant publishes into a topic exchange with one bound ${queueType} queue, declared before timing`,
-      `consume: one backlog of ${messages} fanned out to one queue per consumer; raw = amqplib prefetch ${RAW_PREFETCH}, manual ack, JSON.parse; msgkit = subscribe, concurrency ${CONSUME_CONCURRENCY}`,
-      '"incl. start" = from the consume/subscribe call (msgkit: declarations, dead-letter provisioning, channel, basic.consume) to the last message; "first→last" leaves that out',
+      `${type} queues (the adapter's default) on every side; persistent messages; every cell connects before its clock starts and handles ${warmup.toLocaleString('en-US')} messages first`,
+      `msgkit's wire format, as read off the broker: properties ${Object.keys(template.options)
+        .filter((k) => k !== 'headers')
+        .join(', ')}; headers ${Object.keys(template.options.headers ?? {}).join(', ') || 'none'}`,
+      'consume backlogs are filled before each consume cell, in that side\'s own format; "start → first" is from the consume/subscribe call (msgkit: declarations included) to the first message',
+      `message-queue-toolkit: ${MQT_GUARANTEES}`,
     ],
-    metrics: [
-      { id: 'raw-window', side: 'raw', label: `raw publish ×${IN_FLIGHT} then waitForConfirms()` },
-      { id: 'raw-callback', side: 'raw', label: `raw publish with confirm callback, ${IN_FLIGHT} in flight` },
-      { id: 'msgkit-publish', side: 'msgkit', label: `msgkit publish(), ${IN_FLIGHT} concurrent` },
-      { id: 'msgkit-batch', side: 'msgkit', label: `msgkit publishBatch() of ${IN_FLIGHT}, sequential` },
-      { id: 'raw-consume', side: 'raw', label: `raw consume, prefetch ${RAW_PREFETCH}, incl. start` },
-      {
-        id: 'msgkit-consume',
-        side: 'msgkit',
-        label: `msgkit subscribe, default prefetch (${DEFAULT_PREFETCH}), incl. start`,
-      },
-      {
-        id: 'msgkit-consume-1000',
-        side: 'msgkit',
-        label: `msgkit subscribe, prefetch ${RAW_PREFETCH}, incl. start`,
-      },
-      { id: 'raw-consume-flow', side: 'raw', label: `raw consume, prefetch ${RAW_PREFETCH}, first→last` },
-      {
-        id: 'msgkit-consume-flow',
-        side: 'msgkit',
-        label: `msgkit subscribe, default prefetch (${DEFAULT_PREFETCH}), first→last`,
-      },
-      {
-        id: 'msgkit-consume-1000-flow',
-        side: 'msgkit',
-        label: `msgkit subscribe, prefetch ${RAW_PREFETCH}, first→last`,
-      },
-      { id: 'raw-consume-first-ms', side: 'raw', unit: 'ms', label: 'raw: consume call → first message' },
-      {
-        id: 'msgkit-consume-first-ms',
-        side: 'msgkit',
-        unit: 'ms',
-        label: 'msgkit: subscribe → first message',
-      },
-    ],
-    ratios: [
-      {
-        label: 'publish: msgkit publish() / raw waitForConfirms window',
-        msgkit: 'msgkit-publish',
-        raw: 'raw-window',
-      },
-      {
-        label: 'publish: msgkit publish() / raw confirm callback',
-        msgkit: 'msgkit-publish',
-        raw: 'raw-callback',
-      },
-      {
-        label: `publish: msgkit publishBatch(${IN_FLIGHT}) / raw window`,
-        msgkit: 'msgkit-batch',
-        raw: 'raw-window',
-      },
-      {
-        label: 'consume incl. start: msgkit default prefetch / raw',
-        msgkit: 'msgkit-consume',
-        raw: 'raw-consume',
-      },
-      {
-        label: `consume incl. start: msgkit prefetch ${RAW_PREFETCH} / raw`,
-        msgkit: 'msgkit-consume-1000',
-        raw: 'raw-consume',
-      },
-      {
-        label: 'consume first→last: msgkit default prefetch / raw',
-        msgkit: 'msgkit-consume-flow',
-        raw: 'raw-consume-flow',
-      },
-      {
-        label: `consume first→last: msgkit prefetch ${RAW_PREFETCH} / raw`,
-        msgkit: 'msgkit-consume-1000-flow',
-        raw: 'raw-consume-flow',
-      },
-    ],
-    rounds,
-    async warmup() {
-      messaging = await createMessaging(msgkitUrl)
-      await round(0, Math.min(messages, 2_000), 'warmup')
-    },
-    round: (index) => round(index, messages, `r${index + 1}`),
+    scenarios: [publish, consume, latencyScenario],
     async cleanup() {
-      await messaging?.close().catch(() => {})
+      await messaging.close().catch(() => {})
       try {
-        const n = await remove({ queues: [...queues], exchanges: [...exchanges] })
-        if (n > 0) progress(`rabbitmq: deleted ${n} leftover queues/exchanges (${run}.*)`)
+        await remove(run)
       } catch (error) {
         progress(`rabbitmq: cleanup failed (${(error as Error).message}); leftovers are named ${run}.*`)
       } finally {
-        await confirm.close().catch(() => {})
         await connection.close().catch(() => {})
       }
     },
   }
+}
+
+export const bench: BenchModule = {
+  plan,
+  cells: {
+    'publish/raw': rawPublish(false),
+    'publish/raw-wire': rawPublish(true),
+    'publish/msgkit': msgkitPublish(false),
+    'publish/msgkit-batch': msgkitPublish(true),
+    'publish/mqt': mqtPublish,
+    'consume/raw': rawConsume(false),
+    'consume/raw-multi': rawConsume(true),
+    'consume/raw-wire': async (args) => rawConsume(false)({ ...args, queue: args.queue }),
+    'consume/msgkit': msgkitConsume(),
+    'consume/msgkit-128': msgkitConsume(128),
+    'consume/mqt': mqtConsume,
+    'latency/raw': latency('raw'),
+    'latency/msgkit': latency('msgkit'),
+  },
 }
