@@ -11,12 +11,37 @@ const BROKERS = {
   rabbitmq: {
     script: 'scripts/brokers/rabbitmq.sh',
     tests: ['packages/rabbitmq/test', 'test/brokers'],
+    bench: 'rabbitmq',
     url: 'amqp://guest:guest@127.0.0.1:5672',
   },
   kafka: {
     script: 'scripts/brokers/kafka.sh',
     tests: ['packages/kafka/test', 'test/brokers'],
+    bench: 'kafka',
     url: 'kafka://127.0.0.1:9092',
+  },
+  activemq: {
+    script: 'scripts/brokers/activemq.sh',
+    tests: ['packages/activemq/test', 'test/brokers'],
+    bench: 'activemq',
+    url: 'stomp://msgkit:msgkit@127.0.0.1:61613',
+  },
+  sqs: {
+    script: 'scripts/brokers/sqs.sh',
+    tests: ['packages/sqs/test', 'test/brokers'],
+    bench: 'sqs',
+    // moto accepts any credentials (CI has none); a 10 s visibility timeout keeps the crash cases short
+    url: 'sqs://test:test@us-east-1?endpoint=http://127.0.0.1:4566&visibilityTimeoutSeconds=10',
+  },
+  'kafka-cluster': {
+    script: 'scripts/brokers/kafka-cluster.sh',
+    tests: ['test/brokers/kafka-cluster-failover.test.ts'],
+    url: 'kafka://127.0.0.1:39091,127.0.0.1:39092,127.0.0.1:39093',
+  },
+  'rabbitmq-cluster': {
+    script: 'scripts/brokers/rabbitmq-cluster.sh',
+    tests: ['test/brokers/rabbitmq-cluster-failover.test.ts'],
+    url: 'amqp://guest:guest@127.0.0.1:5701,127.0.0.1:5702,127.0.0.1:5703',
   },
 }
 
@@ -35,7 +60,7 @@ const status = (script) => spawnSync('bash', [script, 'status'], { cwd: root, st
 
 const results = []
 for (const name of selected) {
-  const { script, tests, url } = BROKERS[name]
+  const { script, tests, url, bench } = BROKERS[name]
   const started = Date.now()
   console.log(`\n=== ${name}: installing and starting the broker (${script}) ===`)
   const wasRunning = status(script)
@@ -58,15 +83,25 @@ for (const name of selected) {
     const vitest = run('pnpm', ['exec', 'vitest', 'run', '--project', 'brokers', ...files], {
       env: { ...process.env, MSGKIT_URL: url },
     })
-    results.push({ name, ok: vitest.status === 0, why: vitest.status === 0 ? '' : 'tests failed' })
+    const why = vitest.status === 0 ? [] : ['tests failed']
+    // a small smoke of this broker's benchmark while it is up, so the bench keeps working (MSGKIT_BENCH_SMOKE=0: skip)
+    if (bench && process.env.MSGKIT_BENCH_SMOKE !== '0') {
+      console.log(`\n=== ${name}: benchmark smoke (pnpm bench:smoke ${bench}) ===`)
+      if (run('pnpm', ['bench:smoke', bench]).status !== 0) why.push('bench smoke failed')
+    }
+    results.push({ name, ok: why.length === 0, why: why.join('; '), seconds: 0 })
   }
   if (!wasRunning) {
     console.log(`\n=== ${name}: stopping the broker ===`)
     run('bash', [script, 'stop'])
   } else console.log(`\n=== ${name}: the broker was already running before; left running ===`)
-  console.log(`=== ${name}: done in ${((Date.now() - started) / 1000).toFixed(0)} s ===`)
+  const seconds = Math.round((Date.now() - started) / 1000)
+  const last = results.at(-1)
+  if (last && last.name === name) last.seconds = seconds
+  console.log(`=== ${name}: done in ${seconds} s ===`)
 }
 
 console.log('\nReal-broker summary:')
-for (const r of results) console.log(`  ${r.ok ? '✓' : '✗'} ${r.name}${r.ok ? '' : ` — ${r.why}`}`)
+for (const r of results)
+  console.log(`  ${r.ok ? '✓' : '✗'} ${r.name} (${r.seconds ?? '?'} s)${r.ok ? '' : ` — ${r.why}`}`)
 process.exit(results.every((r) => r.ok) ? 0 : 1)

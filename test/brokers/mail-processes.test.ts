@@ -2,6 +2,7 @@
 // mail example, run line by line as written (through pnpm, each service its own process), on a
 // FRESH broker, where no queue, topic or group is left from an earlier run:
 //   - RabbitMQ: a new vhost (rabbitmqctl add_vhost + set_permissions), deleted afterwards;
+//   - ActiveMQ: a second instance (scripts/brokers/activemq.sh with its own state dir and ports);
 //   - Kafka: a second, throwaway Kafka (scripts/brokers/kafka.sh with its own state dir and ports),
 //     so a new cluster id and an empty data dir, stopped and deleted afterwards.
 // Asserted: exactly 4 mails, each once (no loss, no duplicate), and after `stop` no process the
@@ -195,10 +196,68 @@ async function freshKafkaCluster(): Promise<FreshBroker> {
   }
 }
 
+/**
+ * A second ActiveMQ beside the shared one: its own state dir (no queue, no scheduled job from any
+ * earlier run) and its own ports; the shared one's login.
+ */
+async function freshActivemq(baseUrl: string): Promise<FreshBroker> {
+  const dir = await mkdtemp(join(tmpdir(), 'msgkit-fresh-activemq-'))
+  const port = await freePort()
+  let openwire = await freePort()
+  while (openwire === port) openwire = await freePort()
+  const env = {
+    ...process.env,
+    MSGKIT_BROKERS_DIR: dir,
+    ACTIVEMQ_STOMP_PORT: String(port),
+    ACTIVEMQ_OPENWIRE_PORT: String(openwire),
+    ACTIVEMQ_HEAP: '-Xms64m -Xmx512m',
+  }
+  const script = join('scripts', 'brokers', 'activemq.sh')
+  const began = Date.now()
+  const started = sh(['bash', script, 'start'], env, 180_000)
+  const stop = () => {
+    const r = sh(['bash', script, 'stop'], env)
+    if (!r.ok) log(`could not stop the fresh ActiveMQ in ${dir}:\n${r.output}`)
+  }
+  if (!started.ok) {
+    stop()
+    await rm(dir, { recursive: true, force: true })
+    throw new Error(`starting a fresh ActiveMQ (${script} start) failed:\n${started.output}`)
+  }
+  const login = /^stomp(\+ssl)?:\/\/([^@/]*@)?/.exec(baseUrl)?.[2] ?? ''
+  return {
+    url: `stomp://${login}127.0.0.1:${port}`,
+    what: `new ActiveMQ instance on 127.0.0.1:${port} (up in ${((Date.now() - began) / 1000).toFixed(1)} s)`,
+    async dispose() {
+      stop()
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/**
+ * SQS: queues and topics under a name prefix no earlier run used (a second moto would be fresh too,
+ * but its state file is the point of the shared one; names are what make SQS state "fresh").
+ */
+async function freshSqsPrefix(baseUrl: string, runId: string): Promise<FreshBroker> {
+  const prefix = `mail${runId.replace(/[^A-Za-z0-9]/g, '').slice(0, 16)}-`
+  const u = new URL(baseUrl.replace(/^sqs:/, 'http:'))
+  u.searchParams.set('prefix', prefix)
+  return {
+    url: u.toString().replace(/^http:/, 'sqs:'),
+    what: `new name prefix ${prefix}`,
+    async dispose() {},
+  }
+}
+
 async function freshBroker(baseUrl: string, runId: string): Promise<FreshBroker> {
   if (/^amqps?:/.test(baseUrl)) return freshRabbitVhost(baseUrl, runId)
   if (baseUrl.startsWith('kafka:')) return freshKafkaCluster()
-  throw new Error(`no recipe for a fresh broker behind ${secretFree(baseUrl)} (known: amqp://, kafka://)`)
+  if (/^stomp(\+ssl)?:/.test(baseUrl)) return freshActivemq(baseUrl)
+  if (baseUrl.startsWith('sqs:')) return freshSqsPrefix(baseUrl, runId)
+  throw new Error(
+    `no recipe for a fresh broker behind ${secretFree(baseUrl)} (known: amqp://, kafka://, stomp://, sqs://)`,
+  )
 }
 
 // ---- processes and mails -----------------------------------------------------------------------
