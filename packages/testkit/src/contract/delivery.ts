@@ -3,7 +3,9 @@ import { createHash, randomUUID } from 'node:crypto'
 import {
   createMemoryIdempotencyStore,
   defineTopic,
+  ErrorCodes,
   type Headers,
+  isMsgkitError,
   type Logger,
   type Message,
   NonRetryableError,
@@ -567,11 +569,19 @@ export function deliveryCases(kit: SuiteKit): void {
         for (let round = 1; round <= 6 && dead.messages.length === 0; round++) {
           const member = await kit.open({ idempotencyStore: store })
           const before = calls.length
-          await member.subscribe(topic, { group, deadLetter: true, retry: fastRetry(3) }, (message) => {
-            calls.push(message.attempt)
-            // the process dies: no ack, no nack, the connection just goes
-            void member.transport.close()
-            return new Promise(() => {})
+          const subscribing = member.subscribe(
+            topic,
+            { group, deadLetter: true, retry: fastRetry(3) },
+            (message) => {
+              calls.push(message.attempt)
+              // the process dies: no ack, no nack, the connection just goes
+              void member.transport.close()
+              return new Promise(() => {})
+            },
+          )
+          // the message may arrive (and the "process" die) before subscribe() has even returned
+          await subscribing.catch((error: unknown) => {
+            if (!(isMsgkitError(error) && error.code === ErrorCodes.CLOSED)) throw error
           })
           await waitFor(() => calls.length > before || dead.messages.length > 0, {
             timeoutMs: LONG_WAIT_MS,
