@@ -33,6 +33,53 @@ alive() { # alive PID -> 0 when the process exists and is not a zombie (PID 1 ma
   [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
+as_root() { # as_root COMMAND... — run as root (directly, or through sudo keeping the environment)
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo -E "$@"
+  else
+    die "this needs root: $*" "run '$0' as root, or install sudo"
+  fi
+}
+
+port_open() { # port_open PORT -> 0 when something accepts on ${HOST:-127.0.0.1}:PORT
+  (exec 3<>"/dev/tcp/${HOST:-127.0.0.1}/$1") 2>/dev/null
+}
+
+pid_from_file() { # pid_from_file FILE PATTERN -> the pid in FILE, when that process lives and its command line matches
+  local pid
+  [ -r "$1" ] || return 1
+  pid="$(tr -dc '0-9' <"$1")"
+  [ -n "$pid" ] || return 1
+  alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$2" || return 1
+  echo "$pid"
+}
+
+tail_logs() { # tail_logs FILE... — the last non-empty lines of each log that has any, on stderr
+  local f
+  for f in "$@"; do
+    if [ -s "$f" ]; then
+      printf '[%s] --- last lines of %s ---\n' "$PROG" "$f" >&2
+      grep -v '^\s*$' "$f" | tail -n 25 >&2 || true
+    fi
+  done
+}
+
+apt_install() { # apt_install PACKAGE... (apt-get update first only when the install fails)
+  command -v apt-get >/dev/null 2>&1 || die "missing: $* (and no apt-get to install it)" \
+    "install $* yourself, or use docker compose (docker-compose.yml)"
+  export DEBIAN_FRONTEND=noninteractive
+  log "apt-get install $* ..."
+  if ! as_root apt-get install -y --no-install-recommends "$@"; then
+    log "apt-get install failed; running apt-get update and retrying ..."
+    as_root apt-get update || die "apt-get update failed" "check the network/proxy to the Debian mirrors"
+    as_root apt-get install -y --no-install-recommends "$@" ||
+      die "apt-get install $* failed" "apt-cache policy $*" "dpkg --configure -a && $0 install"
+  fi
+}
+
 cmd_restart() {
   local t0
   t0="$(now_us)"

@@ -68,8 +68,6 @@ voters() {
 
 # ---------------------------------------------------------------------------------------------
 
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
 node_pid() { # node_pid N -> the node's pid when the process from its pid file is alive
   local pid file
   file="$(node_dir "$1")/kafka.pid"

@@ -60,51 +60,9 @@ HEAP="${KAFKA_HEAP:--Xmx1g -Xms256m}"
 
 # ---------------------------------------------------------------------------------------------
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo "$@"
-  else
-    die "installing packages needs root" "run '$0 install' as root, or install: $*"
-  fi
-}
+broker_pid() { pid_from_file "$PID_FILE" 'kafka\.Kafka'; }
 
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
-
-
-broker_pid() { # prints the broker's pid when the process from our pid file is alive
-  local pid
-  [ -r "$PID_FILE" ] || return 1
-  pid="$(tr -dc '0-9' <"$PID_FILE")"
-  [ -n "$pid" ] || return 1
-  alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
-  echo "$pid"
-}
-
-show_logs() {
-  local f
-  for f in "$LOGS/server.log" "$LOGS/kafka.out"; do
-    if [ -s "$f" ]; then
-      printf '[%s] --- last lines of %s ---\n' "$PROG" "$f" >&2
-      grep -v '^\s*$' "$f" | tail -n 25 >&2 || true
-    fi
-  done
-}
-
-apt_install() { # apt_install PACKAGE... (apt-get update first only when the install fails)
-  command -v apt-get >/dev/null 2>&1 || die "missing: $* (and no apt-get to install it)" "install $* yourself"
-  export DEBIAN_FRONTEND=noninteractive
-  log "apt-get install $* ..."
-  if ! as_root apt-get install -y --no-install-recommends "$@"; then
-    log "apt-get install failed; running apt-get update and retrying ..."
-    as_root apt-get update || die "apt-get update failed" "check the network/proxy to the Debian mirrors"
-    as_root apt-get install -y --no-install-recommends "$@" ||
-      die "apt-get install $* failed" "apt-cache policy $*" "dpkg --configure -a && $0 install"
-  fi
-}
+show_logs() { tail_logs "$LOGS/server.log" "$LOGS/kafka.out"; }
 
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1; }
 
@@ -370,6 +328,5 @@ cmd_status() {
   log "stopped"
   return 3
 }
-
 
 broker_main "$@"

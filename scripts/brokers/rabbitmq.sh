@@ -41,23 +41,6 @@ cd /
 
 # ---------------------------------------------------------------------------------------------
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo -E "$@"
-  else
-    die "this needs root (the Debian wrappers switch to the rabbitmq user themselves)" \
-      "run it as root, or install sudo"
-  fi
-}
-
-port_open() { # port_open PORT -> 0 when something accepts on 127.0.0.1:PORT
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-
-
 node_pid() { # prints the node's OS pid when its beam process is alive
   local pid
   [ -r "$PID_FILE" ] || return 1
@@ -245,6 +228,5 @@ cmd_status() {
   log "stopped"
   return 3
 }
-
 
 broker_main "$@"

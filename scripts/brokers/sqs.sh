@@ -55,34 +55,9 @@ STOP_TIMEOUT="${SQS_STOP_TIMEOUT:-15}"
 
 # ---------------------------------------------------------------------------------------------
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo "$@"
-  else
-    die "installing packages needs root" "run '$0 install' as root, or install: $*"
-  fi
-}
+server_pid() { pid_from_file "$PID_FILE" 'sqs/server\.py serve'; }
 
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
-server_pid() { # prints the server's pid when the process from our pid file is alive
-  local pid
-  [ -r "$PID_FILE" ] || return 1
-  pid="$(tr -dc '0-9' <"$PID_FILE")"
-  [ -n "$pid" ] || return 1
-  alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'sqs/server\.py serve' || return 1
-  echo "$pid"
-}
-
-show_logs() {
-  if [ -s "$LOGS/server.log" ]; then
-    printf '[%s] --- last lines of %s ---\n' "$PROG" "$LOGS/server.log" >&2
-    grep -v '^\s*$' "$LOGS/server.log" | tail -n 25 >&2 || true
-  fi
-}
+show_logs() { tail_logs "$LOGS/server.log"; }
 
 aws_call() { # aws_call SERVICE CONTENT_TYPE BODY [TARGET] -> prints the raw HTTP response
   # One real API call over bash's /dev/tcp (no curl, no Python start-up per poll). moto reads the
@@ -266,6 +241,5 @@ cmd_status() {
   log "stopped"
   return 3
 }
-
 
 broker_main "$@"
