@@ -15,8 +15,8 @@ import {
   type CellArgs,
   consumeClock,
   jsonBody,
-  type Measured,
-  paced,
+  latencyRun,
+  msgkitLatencySide,
   pool,
   progress,
   publishInBatches,
@@ -171,48 +171,27 @@ const msgkitConsume: Cell = async (args) => {
 /** Publish→handler latency at a fixed rate; publisher and consumer in this process, on two connections. */
 const latency =
   (side: 'raw' | 'msgkit'): Cell =>
-  async (args) => {
+  (args) => {
     const { topic } = args as CellArgs & { topic: string }
     const base = jsonBody(args.bytes)
-    const total = args.warmup + args.messages
-    const latencies: number[] = []
-    let seen = 0
-    let resolve!: () => void
-    const done = new Promise<void>((r) => {
-      resolve = r
-    })
-    const record = (sentAt: number): void => {
-      if (seen++ >= args.warmup) latencies.push(performance.now() - sentAt)
-      if (seen === total) resolve()
-    }
-    const failed = (error: unknown) => console.error('publish failed:', error)
-    let send: () => void
-    let close: () => Promise<unknown>
-    if (side === 'raw') {
+    return latencyRun(args, LATENCY_RATE, CELL_TIMEOUT_MS, async (record) => {
+      if (side === 'msgkit') {
+        const options = { group: GROUP, concurrency: CONSUME_CONCURRENCY }
+        return msgkitLatencySide(await open(), topic, options, base, record)
+      }
       const publisher = await connect()
       const consumer = await connect()
       rawSubscribe(consumer, queueOf(topic), (body) => record((body as { sentAt: number }).sentAt))
       const headers = { destination: topicOf(topic), persistent: 'true' }
-      send = () => {
-        publisher.send(headers, Buffer.from(JSON.stringify(stampedBody(base)))).catch(failed)
+      return {
+        send: () => {
+          publisher
+            .send(headers, Buffer.from(JSON.stringify(stampedBody(base))))
+            .catch((error) => console.error('publish failed:', error))
+        },
+        close: () => Promise.all([publisher.close(), consumer.close()]),
       }
-      close = () => Promise.all([publisher.close(), consumer.close()])
-    } else {
-      const m = await open()
-      await m.subscribe(topic, { group: GROUP, concurrency: CONSUME_CONCURRENCY }, (msg) => {
-        record((msg.body as { sentAt: number }).sentAt)
-      })
-      send = () => {
-        m.publish(topic, stampedBody(base)).catch(failed)
-      }
-      close = () => m.close()
-    }
-    const start = performance.now()
-    await paced(total, LATENCY_RATE, send)
-    await within(done, CELL_TIMEOUT_MS, `${side} latency run`)
-    const measured: Measured = { messages: total, ms: performance.now() - start, latencies }
-    await close()
-    return measured
+    })
   }
 
 // ---- the plan (parent) -------------------------------------------------------------------------

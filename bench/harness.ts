@@ -1,4 +1,4 @@
-import { type Messaging, withTimeout } from '@msgkit/core'
+import { type Messaging, type SubscribeOptions, withTimeout } from '@msgkit/core'
 
 /**
  * What every bench shares. A bench module describes scenarios (publish, consume, end to end,
@@ -282,6 +282,54 @@ export function consumeClock(warmup: number, messages: number) {
       const from = warmup === 0 ? startedAt : started
       return { messages, ms: seen.last - from, toFirstMs: seen.first - startedAt, cpuMs }
     },
+  }
+}
+
+/** One side of a latency run: `send()` publishes one stamped message (and reports its own failures). */
+export interface LatencySide {
+  send(): void
+  close(): Promise<unknown>
+}
+
+/**
+ * Publish→handler latency at a fixed rate: `open(record)` sets one side up (its consumer calls
+ * `record(sentAt)` for every message it gets) and returns its sender; warmup + messages are sent at
+ * `rate` per second and the latencies of all but the warmup's are kept. The clock stops before close.
+ */
+export async function latencyRun(
+  args: CellArgs,
+  rate: number,
+  timeoutMs: number,
+  open: (record: (sentAt: number) => void) => Promise<LatencySide>,
+): Promise<Measured> {
+  const total = args.warmup + args.messages
+  const latencies: number[] = []
+  const seen = counter(total)
+  const side = await open((sentAt) => {
+    if (seen.count >= args.warmup) latencies.push(performance.now() - sentAt)
+    seen.hit()
+  })
+  const start = performance.now()
+  await paced(total, rate, () => side.send())
+  await within(seen.done, timeoutMs, 'the latency run')
+  const measured: Measured = { messages: total, ms: performance.now() - start, latencies }
+  await side.close()
+  return measured
+}
+
+/** msgkit's side of a latency run: one subscription on `m`, one publish() per send, stamped copies of `base`. */
+export async function msgkitLatencySide(
+  m: Messaging,
+  topic: string,
+  options: SubscribeOptions,
+  base: Record<string, unknown>,
+  record: (sentAt: number) => void,
+): Promise<LatencySide> {
+  await m.subscribe(topic, options, (msg) => record((msg.body as { sentAt: number }).sentAt))
+  return {
+    send: () =>
+      void m.publish(topic, stampedBody(base)).catch((error) => console.error('publish failed:', error)),
+    close: () => m.close(),
   }
 }
 

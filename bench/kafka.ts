@@ -13,8 +13,8 @@ import {
   type CellArgs,
   consumeClock,
   jsonBody,
-  type Measured,
-  paced,
+  latencyRun,
+  msgkitLatencySide,
   pool,
   progress,
   publishInBatches,
@@ -162,24 +162,15 @@ const msgkitConsume: Cell = async (args) => {
 
 const latency =
   (side: 'raw' | 'msgkit'): Cell =>
-  async (args) => {
+  (args) => {
     const { topic, group } = args as CellArgs & { topic: string; group: string }
     const base = jsonBody(args.bytes)
-    const total = args.warmup + args.messages
-    const latencies: number[] = []
-    let seen = 0
-    let resolve!: () => void
-    const done = new Promise<void>((r) => {
-      resolve = r
-    })
-    const record = (sentAt: number): void => {
-      if (seen++ >= args.warmup) latencies.push(performance.now() - sentAt)
-      if (seen === total) resolve()
-    }
-    const failed = (error: unknown) => console.error('publish failed:', error)
-    let send: () => void
-    let close: () => Promise<void>
-    if (side === 'raw') {
+    return latencyRun(args, LATENCY_RATE, CELL_TIMEOUT_MS, async (record) => {
+      if (side === 'msgkit') {
+        const m = await createMessaging(msgkitUrl())
+        return msgkitLatencySide(m, topic, { group, concurrency: CONSUME_CONCURRENCY }, base, record)
+      }
+      const failed = (error: unknown) => console.error('publish failed:', error)
       const kafka = client('msgkit-bench-raw')
       const producer = await openProducer(kafka)
       const consumer = kafka.consumer({ groupId: group, allowAutoTopicCreation: false, maxWaitTimeInMs: 100 })
@@ -213,30 +204,17 @@ const latency =
             flush()
           })
       }
-      send = () => {
-        queued.push({ value: Buffer.from(JSON.stringify(stampedBody(base))) })
-        flush()
+      return {
+        send: () => {
+          queued.push({ value: Buffer.from(JSON.stringify(stampedBody(base))) })
+          flush()
+        },
+        close: async () => {
+          await consumer.disconnect().catch(() => {})
+          await producer.disconnect().catch(() => {})
+        },
       }
-      close = async () => {
-        await consumer.disconnect().catch(() => {})
-        await producer.disconnect().catch(() => {})
-      }
-    } else {
-      const m = await createMessaging(msgkitUrl())
-      await m.subscribe(topic, { group, concurrency: CONSUME_CONCURRENCY }, (msg) => {
-        record((msg.body as { sentAt: number }).sentAt)
-      })
-      send = () => {
-        m.publish(topic, stampedBody(base)).catch(failed)
-      }
-      close = () => m.close()
-    }
-    const start = performance.now()
-    await paced(total, LATENCY_RATE, send)
-    await within(done, CELL_TIMEOUT_MS, `${side} latency run`)
-    const measured: Measured = { messages: total, ms: performance.now() - start, latencies }
-    await close()
-    return measured
+    })
   }
 
 // ---- the plan --------------------------------------------------------------------------------------

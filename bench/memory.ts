@@ -13,8 +13,9 @@ import {
   cpuSince,
   envInt,
   jsonBody,
+  latencyRun,
   type Measured,
-  paced,
+  msgkitLatencySide,
   type Scenario,
   type Settings,
   stampedBody,
@@ -213,22 +214,19 @@ const ceilingCell: Cell = async (args) => {
 /** Publish→handler latency at a fixed rate: raw broker vs msgkit. */
 const latencyCell =
   (side: 'raw' | 'msgkit'): Cell =>
-  async (args) => {
+  (args) => {
     const base = jsonBody(args.bytes)
-    const total = args.warmup + args.messages
-    const latencies: number[] = []
-    let seen = 0
-    let resolve!: () => void
-    const done = new Promise<void>((r) => {
-      resolve = r
-    })
-    const record = (sentAt: number): void => {
-      if (seen++ >= args.warmup) latencies.push(performance.now() - sentAt)
-      if (seen === total) resolve()
-    }
-    let close = async (): Promise<void> => {}
-    let send: () => void
-    if (side === 'raw') {
+    return latencyRun(args, LATENCY_RATE, CELL_TIMEOUT_MS, async (record) => {
+      if (side === 'msgkit') {
+        const m = await createMessaging(`memory://${freshBroker().name}`)
+        return msgkitLatencySide(
+          m,
+          't',
+          { group: 'g', concurrency: CONCURRENCY, prefetch: PREFETCH },
+          base,
+          record,
+        )
+      }
       const { broker } = freshBroker()
       const q = broker.ensureQueue({ topic: 't' }, 'g')
       const consumer = {
@@ -242,26 +240,14 @@ const latencyCell =
       }
       broker.attach(q, consumer as never)
       let i = 0
-      send = () => {
-        const bytes = utf8.encode(JSON.stringify(stampedBody(base)))
-        broker.publish('t', { id: String(i++), topic: 't', headers: {}, body: bytes, timestamp: 0 })
+      return {
+        send: () => {
+          const bytes = utf8.encode(JSON.stringify(stampedBody(base)))
+          broker.publish('t', { id: String(i++), topic: 't', headers: {}, body: bytes, timestamp: 0 })
+        },
+        close: async () => {},
       }
-    } else {
-      const { name } = freshBroker()
-      const m = await createMessaging(`memory://${name}`)
-      await m.subscribe('t', { group: 'g', concurrency: CONCURRENCY, prefetch: PREFETCH }, (msg) => {
-        record((msg.body as { sentAt: number }).sentAt)
-      })
-      send = () => {
-        m.publish('t', stampedBody(base)).catch((error: unknown) => console.error(error))
-      }
-      close = () => m.close()
-    }
-    const start = performance.now()
-    await paced(total, LATENCY_RATE, send)
-    await within(done, CELL_TIMEOUT_MS, `${side} latency run`)
-    await close()
-    return { messages: total, ms: performance.now() - start, latencies }
+    })
   }
 
 const v = (id: string, role: Variant['role'], label: string, note?: string): Variant => ({

@@ -15,8 +15,8 @@ import {
   type CellArgs,
   consumeClock,
   jsonBody,
-  type Measured,
-  paced,
+  latencyRun,
+  msgkitLatencySide,
   pool,
   progress,
   publishInBatches,
@@ -215,24 +215,14 @@ const mqtConsume: Cell = async (args) => {
 /** Publish→handler latency at a fixed rate, publisher and consumer in this process. */
 const latency =
   (side: 'raw' | 'msgkit'): Cell =>
-  async (args) => {
+  (args) => {
     const { topic, queue } = args as CellArgs & { topic: string; queue: string }
     const base = jsonBody(args.bytes)
-    const total = args.warmup + args.messages
-    const latencies: number[] = []
-    let seen = 0
-    let resolve!: () => void
-    const done = new Promise<void>((r) => {
-      resolve = r
-    })
-    const record = (sentAt: number): void => {
-      if (seen++ >= args.warmup) latencies.push(performance.now() - sentAt)
-      if (seen === total) resolve()
-    }
-    let send: () => void
-    let close: () => Promise<void>
-    const failed = (error: unknown) => console.error('publish failed:', error)
-    if (side === 'raw') {
+    return latencyRun(args, LATENCY_RATE, CELL_TIMEOUT_MS, async (record) => {
+      if (side === 'msgkit') {
+        const m = await createMessaging(msgkitUrl())
+        return msgkitLatencySide(m, topic, { group: GROUP, concurrency: CONSUME_CONCURRENCY }, base, record)
+      }
       const c = await connect()
       const pub = await c.createConfirmChannel()
       const sub = await c.createChannel()
@@ -243,26 +233,16 @@ const latency =
         sub.ack(msg)
         record(body.sentAt)
       })
-      send = () => {
-        confirmed(pub, topic, topic, Buffer.from(JSON.stringify(stampedBody(base))), rawOptions).catch(failed)
+      return {
+        send: () => {
+          const body = Buffer.from(JSON.stringify(stampedBody(base)))
+          confirmed(pub, topic, topic, body, rawOptions).catch((error) =>
+            console.error('publish failed:', error),
+          )
+        },
+        close: () => c.close(),
       }
-      close = () => c.close()
-    } else {
-      const m = await createMessaging(msgkitUrl())
-      await m.subscribe(topic, { group: GROUP, concurrency: CONSUME_CONCURRENCY }, (msg) => {
-        record((msg.body as { sentAt: number }).sentAt)
-      })
-      send = () => {
-        m.publish(topic, stampedBody(base)).catch(failed)
-      }
-      close = () => m.close()
-    }
-    const start = performance.now()
-    await paced(total, LATENCY_RATE, send)
-    await within(done, CELL_TIMEOUT_MS, `${side} latency run`)
-    const measured: Measured = { messages: total, ms: performance.now() - start, latencies }
-    await close()
-    return measured
+    })
   }
 
 // ---- the plan (parent) -------------------------------------------------------------------------
