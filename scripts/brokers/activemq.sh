@@ -322,18 +322,7 @@ cmd_stop() {
   fi
   log "stopping broker pid $pid (SIGTERM: the shutdown hook stops the connectors and closes KahaDB) ..."
   kill -TERM "$pid" 2>/dev/null || true
-  local waited=0
-  while alive "$pid"; do
-    if [ "$waited" -ge $((STOP_TIMEOUT * 10)) ]; then
-      log "pid $pid still alive after ${STOP_TIMEOUT} s: SIGKILL (the next start recovers KahaDB from its journal)"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  alive "$pid" && die "could not stop pid $pid" "kill -9 $pid"
+  wait_exit "$pid" "$STOP_TIMEOUT" broker "the next start recovers KahaDB from its journal"
   rm -f "$PID_FILE"
   log "stopped in $(since "$t0")"
 }

@@ -80,6 +80,21 @@ apt_install() { # apt_install PACKAGE... (apt-get update first only when the ins
   fi
 }
 
+wait_exit() { # wait_exit PID SECONDS WHAT [COST] — wait for PID to exit; after SECONDS, SIGKILL it (COST: what that loses)
+  local pid="$1" limit="$2" what="$3" cost="${4:+ ($4)}" waited=0
+  while alive "$pid"; do
+    if [ "$waited" -ge $((limit * 10)) ]; then
+      log "$what (pid $pid) still alive after ${limit} s: SIGKILL$cost"
+      kill -KILL "$pid" 2>/dev/null || as_root kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+      break
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if alive "$pid"; then die "could not stop $what (pid $pid)" "kill -9 $pid"; fi
+}
+
 cmd_restart() {
   local t0
   t0="$(now_us)"

@@ -317,23 +317,13 @@ rss_summary() {
 }
 
 stop_node() { # stop_node N — SIGTERM, wait, SIGKILL; prints nothing when already stopped
-  local n="$1" pid waited=0
+  local n="$1" pid
   pid="$(node_pid "$n")" || {
     rm -f "$(node_dir "$n")/kafka.pid"
     return 0
   }
   kill -TERM "$pid" 2>/dev/null || true
-  while alive "$pid"; do
-    if [ "$waited" -ge $((STOP_TIMEOUT * 10)) ]; then
-      log "node $n (pid $pid) still alive after ${STOP_TIMEOUT} s: SIGKILL (the next start recovers its logs)"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  alive "$pid" && die "could not stop node $n (pid $pid)" "kill -9 $pid"
+  wait_exit "$pid" "$STOP_TIMEOUT" "node $n" "the next start recovers its logs"
   rm -f "$(node_dir "$n")/kafka.pid"
 }
 

@@ -279,7 +279,7 @@ cmd_start() {
 }
 
 stop_node() { # stop_node N — rabbitmqctl shutdown, then SIGTERM, then SIGKILL
-  local n="$1" pid out waited=0
+  local n="$1" pid out
   pid="$(node_pid "$n")" || {
     rm -f "$(pid_file "$n")"
     return 0
@@ -290,17 +290,7 @@ stop_node() { # stop_node N — rabbitmqctl shutdown, then SIGTERM, then SIGKILL
     log "node $n: sending SIGTERM to pid $pid"
     kill -TERM "$pid" 2>/dev/null || true
   fi
-  while alive "$pid"; do
-    if [ "$waited" -ge $((STOP_TIMEOUT * 10)) ]; then
-      log "node $n: pid $pid still alive after ${STOP_TIMEOUT} s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  alive "$pid" && die "could not stop node $n (pid $pid)" "kill -9 $pid"
+  wait_exit "$pid" "$STOP_TIMEOUT" "node $n"
   rm -f "$(pid_file "$n")"
 }
 

@@ -198,18 +198,7 @@ cmd_stop() {
     log "sending SIGTERM to pid ${pid}"
     as_root kill -TERM "$pid" 2>/dev/null || true
   fi
-  local waited=0
-  while alive "$pid"; do
-    if [ "$waited" -ge $((STOP_TIMEOUT * 10)) ]; then
-      log "pid ${pid} still alive after ${STOP_TIMEOUT} s: SIGKILL"
-      as_root kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  alive "$pid" && die "could not stop pid ${pid}" "kill -9 ${pid}"
+  wait_exit "$pid" "$STOP_TIMEOUT" "node ${RABBITMQ_NODENAME}"
   as_root rm -f "$PID_FILE"
   epmd_cleanup
   log "stopped in $(since "$t0")"

@@ -210,18 +210,7 @@ cmd_stop() {
   fi
   log "stopping server pid $pid (SIGTERM$([ "$PERSIST" = 1 ] && echo ': it saves its state first')) ..."
   kill -TERM "$pid" 2>/dev/null || true
-  local waited=0
-  while alive "$pid"; do
-    if [ "$waited" -ge $((STOP_TIMEOUT * 10)) ]; then
-      log "pid $pid still alive after ${STOP_TIMEOUT} s: SIGKILL (state changes since the last stop are lost)"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  alive "$pid" && die "could not stop pid $pid" "kill -9 $pid"
+  wait_exit "$pid" "$STOP_TIMEOUT" server "state changes since the last stop are lost"
   rm -f "$PID_FILE"
   grep -q 'state NOT saved' <(tail -n 5 "$LOGS/server.log" 2>/dev/null) &&
     log "WARNING: the server could not save its state (see $LOGS/server.log)"
