@@ -77,8 +77,7 @@ export function rabbitmqFromUrl(url: ParsedUrl): Record<string, unknown> {
   if (params.verify !== undefined) params['tls.rejectUnauthorized'] = String(params.verify !== 'verify_none')
   delete params.verify
   const out = nestParams(params)
-  if (url.hosts.length > 0)
-    out.hosts = url.hosts.map((h) => (h.port === undefined ? { host: h.host } : { ...h }))
+  if (url.hosts.length > 0) out.hosts = url.hosts.map((h) => ({ ...h }))
   if (url.username !== undefined) out.username = url.username
   if (url.password !== undefined) out.password = url.password
   // `amqp://host` and `amqp://host/` both mean the default vhost "/"; `/%2f` is "/" spelled out
@@ -90,20 +89,22 @@ export function rabbitmqFromUrl(url: ParsedUrl): Record<string, unknown> {
 
 /** amqplib's connect options per configured host, the hosts as `host:port` labels, socket / TLS options. */
 export function connectOptions(config: RabbitmqTransportConfig) {
-  const tls = config.tls !== false
-  const hosts = config.hosts.map((h) => ({ host: h.host, port: h.port ?? (tls ? 5671 : 5672) }))
+  const { username, password, vhost, heartbeat, frameMax } = config
+  const handshake = { username, password, vhost, heartbeat, frameMax }
+  const protocol = config.tls === false ? 'amqp' : 'amqps'
+  const tls = tlsSocketOptions(config.tls)
+  const hosts = config.hosts.map((h) => ({ hostname: h.host, port: h.port ?? (config.tls ? 5671 : 5672) }))
+  const endpoints = hosts.map((h) => `${h.hostname}:${h.port}`)
   const name = config.connectionName ?? `msgkit@${hostname()}:${process.pid}`
-  // noDelay: confirms are latency-bound, no Nagle
-  const socket: Record<string, unknown> = { timeout: config.connectTimeoutMs, noDelay: true, keepAlive: true }
-  socket.clientProperties = { connection_name: name, product: 'msgkit' }
-  Object.assign(socket, tlsSocketOptions(config.tls))
+  const clientProperties = { connection_name: name, product: 'msgkit' }
   return {
-    endpoints: hosts.map((h) => `${h.host}:${h.port}`),
-    socket,
-    connect: (index: number): Options.Connect => {
-      const { username, password, vhost, heartbeat, frameMax } = config
-      const at = { protocol: tls ? 'amqps' : 'amqp', hostname: hosts[index]?.host, port: hosts[index]?.port }
-      return { ...at, username, password, vhost, heartbeat, ...(frameMax ? { frameMax } : {}) }
-    },
+    endpoints,
+    // noDelay: confirms are latency-bound, no Nagle
+    socket: { timeout: config.connectTimeoutMs, noDelay: true, keepAlive: true, clientProperties, ...tls },
+    // no frameMax: amqplib's default, 128 KiB
+    connect: (index: number): Options.Connect => ({ protocol, ...hosts[index], ...handshake }),
+    /** a host (default: every one) as a URL without the password, for error texts */
+    where: (endpoint = endpoints.join(',')) =>
+      `${protocol}://${encodeURIComponent(username)}@${endpoint}/${vhost === '/' ? '' : encodeURIComponent(vhost)}`,
   }
 }

@@ -25,6 +25,8 @@ const BY_TEXT: ReadonlyArray<[RegExp, FailureKind]> = [
   [/^Connection closed|Heartbeat timeout|Socket closed|Unexpected close|ETIMEDOUT/, 'connection'],
 ]
 
+/** A message over a size limit: the broker's max_message_size, amqplib's header buffer. */
+const TOO_LARGE = /max size|larger than|byte encoding buffer/i
 /** What to try, by reply code or message: said in the error text. */
 const HINTS: ReadonlyArray<[RegExp, string]> = [
   [/^403$/, 'The user lacks permission (configure / write / read) on this vhost for it.'],
@@ -32,10 +34,7 @@ const HINTS: ReadonlyArray<[RegExp, string]> = [
     /^406$/,
     'It already exists with other settings (for example a classic queue while queueType is quorum, or another x-single-active-consumer): delete it, or configure msgkit to match it.',
   ],
-  [
-    /max size|larger than|byte encoding buffer/i,
-    "Keep maxMessageBytes at or under the broker's max_message_size.",
-  ],
+  [TOO_LARGE, "Keep maxMessageBytes at or under the broker's max_message_size."],
   [/^message nacked$/, 'basic.nack: an internal error, or a queue limit with overflow=reject-publish.'],
 ]
 /** What to try when a connect failed, by errno or message; first match wins. */
@@ -58,7 +57,6 @@ const codeOf = (error: unknown): unknown => (error as { code?: unknown } | null)
 
 function classify(error: unknown): FailureKind {
   if (error instanceof SessionLost) return 'connection'
-  if (isMsgkitError(error)) return error.retriable ? 'transient' : 'fatal'
   if (error instanceof RangeError) return 'fatal' // amqplib: a header table over its buffer
   const code = codeOf(error)
   if (typeof code === 'number') return REPLY_CODES[code] ?? 'fatal'
@@ -98,12 +96,11 @@ export function createErrorTable(options: {
           true,
           `Could not connect to RabbitMQ at ${at}: ${text}; ${hint(CONNECT_HINTS)}`,
         )
-      const tooLarge =
-        operation === 'publish' && (code === 311 || /max size|larger than|byte encoding/.test(text))
+      const tooLarge = operation === 'publish' && (code === 311 || TOO_LARGE.test(text))
       const refused = operation === 'publish' ? ErrorCodes.PUBLISH_REJECTED : ErrorCodes.TRANSPORT_ERROR
       return make(
         tooLarge ? ErrorCodes.MESSAGE_TOO_LARGE : refused,
-        kind !== 'fatal' || text === 'message nacked',
+        kind !== 'fatal', // a nack is transient: retried until the deadline
         `RabbitMQ refused to ${operation} ${topic}: ${text}. ${hint(HINTS)}`,
       )
     },

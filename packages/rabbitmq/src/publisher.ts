@@ -6,36 +6,32 @@
  */
 import { ErrorCodes, MsgkitError, type OutgoingMessage, type SendOptions } from '@msgkit/core'
 import * as kit from '@msgkit/core/adapter'
-import type { ChannelModel, ConfirmChannel } from 'amqplib'
+import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
 import { errorText, SessionLost } from './errors.js'
 import { toWire, type Wire } from './mapping.js'
 import { delayBucket, type Topology } from './topology.js'
 
 /** `error`: what the broker closed it with (a refusal); `returned`: `exchange \n id` of returned, unconfirmed messages */
-type PublishChannel = { channel: ConfirmChannel; error?: unknown; returned: Set<string> }
+type PublishChannel = { model: ChannelModel; channel: ConfirmChannel; error?: unknown; returned: Set<string> }
 
 export function createPublisher(
   topology: Topology,
   supervisor: kit.Supervisor<ChannelModel>,
   errors: kit.ErrorTable,
 ) {
-  const channels = new WeakMap<ChannelModel, Promise<PublishChannel>>()
+  let live: PublishChannel | undefined // on the live connection (the outbox runs one flush at a time)
 
-  const channelOf = (model: ChannelModel): Promise<PublishChannel> => {
-    const known = channels.get(model)
-    if (known) return known
-    const opening = model.createConfirmChannel().then((channel) => {
-      const pc: PublishChannel = { channel, returned: new Set() }
-      channel.on('error', (error: unknown) => Object.assign(pc, { error }))
-      channel.on('close', () => channels.get(model) === opening && channels.delete(model))
-      channel.on('return', (m: { fields: { exchange: string }; properties: { messageId?: string } }) => {
-        pc.returned.add(`${m.fields.exchange}\n${m.properties.messageId}`)
-      })
-      return pc
+  const channelOf = async (model: ChannelModel): Promise<PublishChannel> => {
+    if (live?.model === model) return live
+    const channel = await model.createConfirmChannel()
+    const pc: PublishChannel = { model, channel, returned: new Set() }
+    channel.on('error', (error: unknown) => Object.assign(pc, { error }))
+    channel.on('close', () => {
+      if (live === pc) live = undefined
     })
-    channels.set(model, opening)
-    opening.catch(() => channels.delete(model))
-    return opening
+    channel.on('return', (m: Message) => pc.returned.add(`${m.fields.exchange}\n${m.properties.messageId}`))
+    live = pc
+    return pc
   }
 
   /** A message's exchange and routing key: its topic's exchange, or (default exchange) its delay's wait queue. */

@@ -15,7 +15,7 @@ import { createCumulativeAcks, createDelivery, type Supervisor, uninstrumented }
 import type { Channel, ChannelModel, ConsumeMessage, Message as Raw } from 'amqplib'
 import { errorText } from './errors.js'
 import { toTransportMessage } from './mapping.js'
-import type { Topology } from './topology.js'
+import { onChannel, type Topology } from './topology.js'
 
 /** How long a restart (after a cancel or a closed channel) keeps trying before it reports an error. */
 const RESTART_WINDOW_MS = 60_000
@@ -71,10 +71,7 @@ export function createSubscriber(
   }
 
   const consumeOn = async (model: ChannelModel): Promise<void> => {
-    const queue =
-      topic === undefined
-        ? await topology.ensurePattern(model, label, group, request.temporary)
-        : await topology.ensureGroup(model, topic, group, request.temporary)
+    const queue = await topology.ensureQueue(model, request)
     const channel = await model.createChannel()
     const tagged = (deliveryTag: number) => ({ fields: { deliveryTag } }) as Raw
     // acks once per I/O turn with `multiple`, over the finished prefix only (docs/performance.md)
@@ -143,12 +140,13 @@ export function createSubscriber(
       await starting?.catch(() => {})
       const consumer = current
       current = undefined
+      if (!consumer) return
+      const { model, channel, queue } = consumer
       // a temporary group goes with its messages; else closing the channel hands the unacked back
-      if (consumer?.open && request.temporary)
-        await consumer.channel.deleteQueue(consumer.queue).catch(() => {})
-      if (consumer) topology.forget(consumer.model, consumer.queue)
-      consumer?.acks.flush() // what was handled is acked, not handed back
-      if (consumer?.open) await consumer.channel.close().catch(() => {})
+      if (consumer.open && request.temporary) await channel.deleteQueue(queue).catch(() => {})
+      topology.forget(model, queue)
+      consumer.acks.flush() // what was handled is acked, not handed back
+      if (consumer.open) await channel.close().catch(() => {})
     },
   }
 }
@@ -160,19 +158,15 @@ export function createSubscriber(
  */
 export function createBrowser(request: BrowseRequest, onMessage: (m: Message) => void, counts: boolean) {
   let handed = 0
-  return async (model: ChannelModel, queue: string): Promise<void> => {
-    const channel = await model.createChannel()
-    channel.on('error', () => {}) // a missing queue (404) closes the channel: an empty group
-    try {
+  return (model: ChannelModel, queue: string): Promise<void> =>
+    onChannel(model, async (channel) => {
       for (let n = 0; handed < request.limit && !request.signal?.aborted; n++) {
         const raw = await channel.get(queue, { noAck: false })
         if (raw === false) return
         if (n >= handed && ++handed) onMessage(toTransportMessage(raw, request.topic, counts))
       }
-    } catch (error) {
+    }).catch((error: unknown) => {
+      // a missing queue (404) closes the channel: an empty group
       if ((error as { code?: unknown }).code !== 404) throw error
-    } finally {
-      await channel.close().catch(() => {})
-    }
-  }
+    })
 }

@@ -42,9 +42,7 @@ export function createRabbitmqProbe(options: RabbitmqProbeOptions): RabbitmqProb
     ch.on('error', () => {})
     return work(ch).finally(() => ch.close().catch(() => {}))
   }
-  const { hosts } = parseBrokerUrl(options.url)
-  const dead = `${hosts[0]?.host ?? '127.0.0.1'}:1`
-  const at = dead.replace(/:1$/, `:${hosts[0]?.port ?? 5672}`)
+  const { host = '127.0.0.1', port = 5672 } = parseBrokerUrl(options.url).hosts[0] ?? {}
   const wrong = 'wrong-Pa55word-for-msgkit-lc6'
 
   const probe: RabbitmqProbe = {
@@ -70,8 +68,8 @@ export function createRabbitmqProbe(options: RabbitmqProbeOptions): RabbitmqProb
     rawOversize: { bodyBytes: 17 * 1024 * 1024, headerValueBytes: 65_000 },
 
     badConnections: [
-      { name: 'dead port', config: `amqp://guest:guest@${dead}` },
-      { name: 'wrong password', config: `amqp://guest:${wrong}@${at}`, secret: wrong },
+      { name: 'dead port', config: `amqp://guest:guest@${host}:1` },
+      { name: 'wrong password', config: `amqp://guest:${wrong}@${host}:${port}`, secret: wrong },
     ],
 
     async close() {

@@ -3,8 +3,17 @@
  * connection, each on a short-lived channel (a refusal closes only that one), thrown as amqplib raised it.
  */
 import { createHash } from 'node:crypto'
+import type { SubscribeRequest } from '@msgkit/core'
+import { createDeclarations, type Declarations } from '@msgkit/core/adapter'
 import type { Channel, ChannelModel } from 'amqplib'
 import type { RabbitmqTransportConfig } from './config.js'
+
+/** `work` on a short-lived channel of its own: a refusal closes only that one (`work` reports it). */
+export async function onChannel<T>(model: ChannelModel, work: (channel: Channel) => Promise<T>): Promise<T> {
+  const channel = await model.createChannel()
+  channel.on('error', () => {})
+  return work(channel).finally(() => channel.close().catch(() => {}))
+}
 
 /** Keeps a name within AMQP's 255 bytes; a longer one keeps its start and gets a hash for uniqueness. */
 export function amqpName(name: string): string {
@@ -40,28 +49,19 @@ export function delayBucket(delayMs: number): number {
 }
 
 export type Topology = ReturnType<typeof createTopology>
+type QueueRequest = Pick<SubscribeRequest, 'topic' | 'pattern' | 'group' | 'temporary'>
 export function createTopology(config: RabbitmqTransportConfig) {
   const naming = createNaming(config.prefix)
-  // one promise per declaration and connection; a failed one is tried again next time
-  const declared = new WeakMap<ChannelModel, Map<string, Promise<void>>>()
+  // what was declared on each connection (a new one knows nothing)
+  const declared = new WeakMap<ChannelModel, Declarations>()
   const delayDeclaredAt = new Map<string, number>()
   const queueArguments: Record<string, unknown> = { 'x-queue-type': config.queueType }
   if (config.singleActiveConsumer) queueArguments['x-single-active-consumer'] = true
   if (config.queueExpiresMs !== undefined) queueArguments['x-expires'] = config.queueExpiresMs
 
   const once = (model: ChannelModel, key: string, work: (ch: Channel) => Promise<unknown>): Promise<void> => {
-    const cache = declared.get(model) ?? new Map<string, Promise<void>>()
-    declared.set(model, cache)
-    let pending = cache.get(key)
-    if (!pending) {
-      pending = model.createChannel().then(async (channel) => {
-        channel.on('error', () => {}) // the failed operation reports it
-        await work(channel).finally(() => channel.close().catch(() => {}))
-      })
-      cache.set(key, pending)
-      pending.catch(() => cache.delete(key))
-    }
-    return pending
+    if (!declared.has(model)) declared.set(model, createDeclarations())
+    return declared.get(model)!.once(key, () => onChannel(model, work).then(() => {}))
   }
 
   const ensurePatternExchange = (model: ChannelModel) =>
@@ -79,35 +79,30 @@ export function createTopology(config: RabbitmqTransportConfig) {
     })
   }
 
-  /** A durable group queue bound to `source` with `key` (temporary: classic, this connection's, gone with it). */
-  const ensureQueue = async (
-    model: ChannelModel,
-    queue: string,
-    source: string,
-    key: string,
-    temp = false,
-  ) => {
-    await once(model, `q:${queue}`, async (ch) => {
-      const classic = { exclusive: true, arguments: { 'x-queue-type': 'classic' } }
-      await ch.assertQueue(queue, temp ? classic : { durable: true, arguments: queueArguments })
-      await ch.bindQueue(queue, source, key)
-    })
-    return queue
-  }
-
   return {
     naming,
     ensureTopic,
-    /** the group's queue, bound with '#': whatever is published to the topic's exchange is the topic's */
-    async ensureGroup(model: ChannelModel, topic: string, group: string, temp?: boolean): Promise<string> {
-      await ensureTopic(model, topic)
-      return ensureQueue(model, naming.groupQueue(topic, group), naming.exchange(topic), '#', temp)
-    },
-
-    async ensurePattern(model: ChannelModel, pattern: string, group: string, temporary?: boolean) {
-      await ensurePatternExchange(model)
-      const queue = naming.patternQueue(pattern, group)
-      return ensureQueue(model, queue, naming.patternExchange, bindingKey(pattern), temporary)
+    /**
+     * A subscription's durable queue, bound: a group's to its topic's exchange with '#' (whatever is
+     * published there is the topic's), a pattern's to the pattern exchange by routing key. A
+     * temporary one is classic and exclusive: this connection's, gone with it.
+     */
+    async ensureQueue(model: ChannelModel, request: QueueRequest): Promise<string> {
+      const { topic, pattern = '', group } = request
+      const [queue, source, key] =
+        topic === undefined
+          ? [naming.patternQueue(pattern, group), naming.patternExchange, bindingKey(pattern)]
+          : [naming.groupQueue(topic, group), naming.exchange(topic), '#']
+      await (topic === undefined ? ensurePatternExchange(model) : ensureTopic(model, topic))
+      await once(model, `q:${queue}`, async (ch) => {
+        const classic = { exclusive: true, arguments: { 'x-queue-type': 'classic' } }
+        await ch.assertQueue(
+          queue,
+          request.temporary ? classic : { durable: true, arguments: queueArguments },
+        )
+        await ch.bindQueue(queue, source, key)
+      })
+      return queue
     },
 
     /** the (classic) wait queue of one delay bucket: TTL, then dead-lettered to the topic's exchange */
@@ -117,7 +112,7 @@ export function createTopology(config: RabbitmqTransportConfig) {
       const idleMs = 2 * bucketMs + 5 * 60_000 // x-expires after the last declaration
       // publishing does not count as use for x-expires: declare again well before it could expire
       if (Date.now() - (delayDeclaredAt.get(queue) ?? 0) > idleMs / 4) {
-        declared.get(model)?.delete(`q:${queue}`)
+        declared.get(model)?.forget(`q:${queue}`)
         delayDeclaredAt.set(queue, Date.now())
       }
       const args = {
@@ -133,8 +128,8 @@ export function createTopology(config: RabbitmqTransportConfig) {
 
     /** forget an exchange or queue (deleted behind our back): declare it again next time */
     forget(model: ChannelModel, name: string): void {
-      declared.get(model)?.delete(`x:${name}`)
-      declared.get(model)?.delete(`q:${name}`)
+      declared.get(model)?.forget(`x:${name}`)
+      declared.get(model)?.forget(`q:${name}`)
     },
   }
 }

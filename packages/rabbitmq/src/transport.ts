@@ -39,9 +39,7 @@ export function createRabbitmqTransport(
   context: TransportContext,
 ): Transport {
   const options = connectOptions(config)
-  const where = (endpoint = options.endpoints.join(',')) =>
-    `${options.connect(0).protocol}://${encodeURIComponent(config.username)}@${endpoint}/${config.vhost === '/' ? '' : encodeURIComponent(config.vhost)}`
-  const errors = createErrorTable({ where, scrub: context.scrub })
+  const errors = createErrorTable({ where: options.where, scrub: context.scrub })
   const { initialDelayMs, maxDelayMs, multiplier, jitter } = config.reconnect
   const supervisor = createSupervisor<ChannelModel>({
     name: 'rabbitmq',
@@ -55,9 +53,7 @@ export function createRabbitmqTransport(
         const log = context.logger
         // 'error' is always followed by 'close'
         model.on('error', (e: unknown) => log.debug({ err: context.scrub(errorText(e)) }, 'rabbitmq error'))
-        model.on('blocked', (why: unknown) =>
-          log.warn({ why: String(why) }, 'rabbitmq blocks publishing (alarm)'),
-        )
+        model.on('blocked', (why) => log.warn({ why: String(why) }, 'rabbitmq blocks publishing (alarm)'))
         model.on('unblocked', () => log.info({}, 'rabbitmq unblocked publishing'))
         model.on('close', (error?: unknown) => supervisor.lost(model, error))
         return model
@@ -73,11 +69,13 @@ export function createRabbitmqTransport(
   const topology = createTopology(config)
   const publisher = createPublisher(topology, supervisor, errors)
   const subscriptions = createSubscriptionSet('rabbitmq')
+  const counts = config.queueType === 'quorum'
   let closing: Promise<void> | undefined
-  /** Declarations and consumers wait for the connection through an outage, this long. */
-  const waitDeadline = (): number => Date.now() + config.connectTimeoutMs + config.reconnect.maxDelayMs * 5
-  const assertOpen = (): void => {
+  /** `work` on the connection; declarations and consumers wait for it through an outage this long. */
+  const perform = async <T>(operation: string, topic: string, work: (model: ChannelModel) => Promise<T>) => {
     if (closing) throw closedError('rabbitmq')
+    const deadline = Date.now() + config.connectTimeoutMs + config.reconnect.maxDelayMs * 5
+    return supervisor.perform({ operation, topic }, deadline, work)
   }
 
   return {
@@ -90,27 +88,20 @@ export function createRabbitmqTransport(
     // after close() the outbox refuses with MSGKIT_CLOSED
     send: (topic, messages, sendOptions) => publisher.send(topic, messages, sendOptions),
     async provision(topic, group) {
-      assertOpen()
-      await supervisor.perform({ operation: 'provision', topic }, waitDeadline(), (model) =>
-        topology.ensureGroup(model, topic, group),
-      )
+      await perform('provision', topic, (model) => topology.ensureQueue(model, { topic, group }))
     },
     sendToGroup: (topic, group, messages, sendOptions) =>
       publisher.send(topic, messages, sendOptions, topology.naming.groupQueue(topic, group)),
     async browse(request, onMessage) {
-      assertOpen()
-      const browse = createBrowser(request, onMessage, config.queueType === 'quorum')
+      const browse = createBrowser(request, onMessage, counts)
       const queue = topology.naming.groupQueue(request.topic, request.group)
-      await supervisor.perform({ operation: 'browse', topic: request.topic }, waitDeadline(), (m) =>
-        browse(m, queue),
-      )
+      await perform('browse', request.topic, (model) => browse(model, queue))
     },
     subscribe: (request, onDelivery) =>
       subscriptions.add(async () => {
-        const counts = config.queueType === 'quorum'
         const subscriber = createSubscriber(request, onDelivery, { topology, supervisor, context, counts })
-        const what = { operation: 'subscribe', topic: request.topic ?? request.pattern }
-        await supervisor.perform(what, waitDeadline(), subscriber.start).catch(async (error: unknown) => {
+        const topic = request.topic ?? request.pattern ?? ''
+        await perform('subscribe', topic, subscriber.start).catch(async (error: unknown) => {
           await subscriber.close()
           throw error
         })
