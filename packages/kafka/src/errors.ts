@@ -29,9 +29,9 @@ const BY_PROTOCOL_TYPE = namesTable<ErrorClass>({
     INVALID_REQUIRED_ACKS INVALID_TIMESTAMP POLICY_VIOLATION UNSUPPORTED_VERSION UNSUPPORTED_FOR_MESSAGE_FORMAT
     INVALID_PARTITIONS INVALID_REPLICATION_FACTOR INVALID_CONFIG`,
   connection: 'NETWORK_EXCEPTION',
-  // retried although kafkajs does not mark them retriable: group churn, and a producer session to renew
+  // group churn, a producer session to renew, and stale metadata (see staleMetadata)
   transient: `REBALANCE_IN_PROGRESS ILLEGAL_GENERATION UNKNOWN_MEMBER_ID OUT_OF_ORDER_SEQUENCE_NUMBER
-    UNKNOWN_PRODUCER_ID INVALID_PRODUCER_EPOCH`,
+    UNKNOWN_PRODUCER_ID INVALID_PRODUCER_EPOCH UNKNOWN_TOPIC_OR_PARTITION`,
 })
 
 type KafkaLikeError = { name?: string; type?: string; message?: string; retriable?: boolean; code?: unknown }
@@ -47,6 +47,14 @@ export function rootCause(error: unknown): unknown {
   }
   return e
 }
+
+/**
+ * A kafkajs client asks for every topic it ever used in each metadata refresh, and Kafka fails the
+ * whole refresh with UNKNOWN_TOPIC_OR_PARTITION once one of them was deleted: that client fails for
+ * good, so the caller renews it and retries (also right for a new topic whose metadata has not spread).
+ */
+export const staleMetadata = (error: unknown): boolean =>
+  (rootCause(error) as KafkaLikeError | null)?.type === 'UNKNOWN_TOPIC_OR_PARTITION'
 
 /** The class of a kafkajs error (after unwrapping); undefined when the tables do not know it. */
 export function classifyKafka(error: unknown): ErrorClass | undefined {

@@ -11,37 +11,23 @@
  */
 import { ErrorCodes, MsgkitError, type OutgoingMessage } from '@msgkit/core'
 import { createOutbox, type ErrorTable, type Supervisor } from '@msgkit/core/adapter'
-import { type Admin, CompressionTypes, type Kafka, type Message, Partitioners, type Producer } from 'kafkajs'
-import { CLIENT_RETRY, type KafkaTransportConfig } from './config.js'
+import { CompressionTypes, type Kafka, type Message, Partitioners, type Producer } from 'kafkajs'
+import { CLIENT_RETRY, connected, type KafkaTransportConfig } from './config.js'
 import { encodeRecord, RECORD_BATCH_HEADER_BYTES } from './mapping.js'
 import type { Topology } from './topology.js'
-
-/** The supervisor's session: a kafkajs admin and producer, connected together, closed together. */
-export interface KafkaSession {
-  admin: Admin
-  /** the connected producer; replaced after a failed batch (see above) */
-  producer: Promise<Producer>
-  closed: boolean
-}
+import type { KafkaSession } from './transport.js'
 
 /** Creates and connects a producer (idempotent producers get their producer id here). */
 export function openProducer(kafka: Kafka, config: KafkaTransportConfig): Promise<Producer> {
-  const producer = kafka.producer({
-    idempotent: config.idempotent,
-    maxInFlightRequests: config.idempotent ? 1 : undefined,
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-    retry: CLIENT_RETRY,
-  })
-  const connected = producer.connect().then(
-    () => producer,
-    (error: unknown) => {
-      void producer.disconnect().catch(() => {})
-      throw error
-    },
+  return connected(
+    kafka.producer({
+      idempotent: config.idempotent,
+      maxInFlightRequests: config.idempotent ? 1 : undefined,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      retry: CLIENT_RETRY,
+    }),
   )
-  connected.catch(() => {}) // whoever awaits it sees the error
-  return connected
 }
 
 export function createPublisher(deps: {
@@ -92,10 +78,12 @@ export function createPublisher(deps: {
     async flush(session, batch) {
       const refused = new Map<string, unknown>()
       for (const topic of new Set(batch.map((entry) => entry.topic))) {
-        await topology.ensureTopic(session.admin, topic).catch((error: unknown) => {
-          if (batch.length === 1 || errors.classify(error) === 'connection') throw error
-          refused.set(topic, error)
-        })
+        await session
+          .useAdmin((admin) => topology.ensureTopic(admin, topic))
+          .catch((error: unknown) => {
+            if (batch.length === 1 || errors.classify(error) === 'connection') throw error
+            refused.set(topic, error)
+          })
       }
       const ready = refused.size === 0 ? batch : batch.filter((entry) => !refused.has(entry.topic))
       if (ready.length > 0) await sendBatch(session, ready)

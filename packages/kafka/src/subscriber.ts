@@ -28,8 +28,8 @@ import { subscriptionAwareAssigner } from './assigner.js'
 import { BROKER_WAIT_MS, CLIENT_RETRY, type KafkaTransportConfig } from './config.js'
 import { rootCause } from './errors.js'
 import { decodeRecord } from './mapping.js'
-import type { KafkaSession } from './publisher.js'
 import type { Topology } from './topology.js'
+import type { KafkaSession } from './transport.js'
 
 export interface SubscriberDeps {
   config: KafkaTransportConfig
@@ -205,14 +205,12 @@ export async function startSubscriber(
 
   /** Partitions back after a rebalance: continue or reset, by the group's committed offsets. */
   const resolveResumes = async (parts: Partition[]): Promise<void> => {
-    const admin = supervisor.session?.admin
-    if (!admin) return // decided at the first fetched batch instead
+    const session = supervisor.session
+    if (!session) return // decided at the first fetched batch instead
     try {
+      const topics = [...new Set(parts.map((p) => p.topic))]
       const committed = new Map<string, number>()
-      for (const t of await admin.fetchOffsets({
-        groupId: group,
-        topics: [...new Set(parts.map((p) => p.topic))],
-      }))
+      for (const t of await session.useAdmin((admin) => admin.fetchOffsets({ groupId: group, topics })))
         for (const p of t.partitions) committed.set(keyOf(t.topic, p.partition), Number(p.offset))
       for (const p of parts) {
         const offset = committed.get(keyOf(p.topic, p.partition)) ?? -1
@@ -357,7 +355,7 @@ export async function startSubscriber(
     const all = await supervisor.perform(
       { operation: 'list topics' },
       Date.now() + BROKER_WAIT_MS,
-      (session) => session.admin.listTopics(),
+      (session) => session.useAdmin((admin) => admin.listTopics()),
     )
     return all.filter((t) => !t.startsWith('__') && pattern?.test(t)).sort()
   }

@@ -6,15 +6,17 @@
  */
 import { type Capabilities, type Transport, type TransportContext, withTimeout } from '@msgkit/core'
 import { createSubscriptionSet, createSupervisor } from '@msgkit/core/adapter'
+import type { Admin, Producer } from 'kafkajs'
 import {
   BROKER_WAIT_MS,
   CLIENT_RETRY,
+  connected,
   createKafkaClient,
   type KafkaTransportConfig,
   RECORD_OVERHEAD_BYTES,
 } from './config.js'
-import { createKafkaErrors } from './errors.js'
-import { createPublisher, type KafkaSession, openProducer } from './publisher.js'
+import { createKafkaErrors, staleMetadata } from './errors.js'
+import { createPublisher, openProducer } from './publisher.js'
 import { startSubscriber } from './subscriber.js'
 import { createTopology } from './topology.js'
 
@@ -36,6 +38,20 @@ export function kafkaCapabilities(config: KafkaTransportConfig): Capabilities {
   }
 }
 
+/** The supervisor's session: a kafkajs admin and producer, connected together, closed together. */
+export interface KafkaSession {
+  /**
+   * Runs `work` on the session's admin. After stale metadata (errors.ts) the admin is renewed before
+   * the error goes back to the caller's retry; the replaced one is closed at the next renewal or with
+   * the session (calls may still run on it).
+   */
+  useAdmin<T>(work: (admin: Admin) => Promise<T>): Promise<T>
+  /** the connected producer; replaced after a failed batch (publisher.ts) */
+  producer: Promise<Producer>
+  closed: boolean
+  close(): Promise<void>
+}
+
 /** One connect attempt took longer than `connectTimeout` (classified as a connection failure). */
 class KafkaConnectTimeoutError extends Error {
   override name = 'KafkaConnectTimeoutError'
@@ -49,13 +65,39 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
   const subscriptions = createSubscriptionSet('kafka')
   let closing: Promise<void> | undefined
 
-  /** polite, but bounded: a frozen broker must not hold up a reconnect or close() */
-  const closeSession = async (session: KafkaSession): Promise<void> => {
-    session.closed = true
-    const done = session.producer
-      .catch(() => undefined)
-      .then((producer) => Promise.allSettled([session.admin.disconnect(), producer?.disconnect()]))
-    await withTimeout(done, 5_000, () => new Error('disconnect timed out')).catch(() => {})
+  const openSession = (): KafkaSession => {
+    const newAdmin = () => connected(kafka.admin({ retry: CLIENT_RETRY }))
+    // the live admin last; the one before may still have calls running
+    const admins = [newAdmin()]
+    const session: KafkaSession = {
+      producer: openProducer(kafka, config),
+      closed: false,
+      async useAdmin(work) {
+        const admin = admins.at(-1) as Promise<Admin>
+        try {
+          return await work(await admin)
+        } catch (error) {
+          if (staleMetadata(error) && admin === admins.at(-1) && !session.closed) {
+            if (admins.length > 1)
+              void admins
+                .shift()
+                ?.then((a) => a.disconnect())
+                .catch(() => {})
+            admins.push(newAdmin())
+          }
+          throw error
+        }
+      },
+      /** polite, but bounded: a frozen broker must not hold up a reconnect or close() */
+      async close() {
+        session.closed = true
+        const clients = [...admins, session.producer].map((c) => c.then((client) => client.disconnect()))
+        await withTimeout(Promise.allSettled(clients), 5_000, () => new Error('disconnect timed out')).catch(
+          () => {},
+        )
+      },
+    }
+    return session
   }
 
   const supervisor = createSupervisor<KafkaSession>({
@@ -66,26 +108,25 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
       // kafkajs balances over the bootstrap list itself: one endpoint
       endpoints: [config.brokers.join(',')],
       async open() {
-        const admin = kafka.admin({ retry: CLIENT_RETRY })
-        const session: KafkaSession = { admin, producer: openProducer(kafka, config), closed: false }
-        const ready = Promise.all([admin.connect(), session.producer])
+        const session = openSession()
+        const ready = Promise.all([session.useAdmin(async () => {}), session.producer])
         try {
           const timeout = () => new KafkaConnectTimeoutError(`no answer within ${config.connectTimeout} ms`)
           await withTimeout(ready, config.connectTimeout, timeout)
           return session
         } catch (error) {
-          void ready.catch(() => {}).finally(() => closeSession(session))
+          void ready.catch(() => {}).finally(() => session.close())
           throw error
         }
       },
-      close: closeSession,
+      close: (session) => session.close(),
     },
   })
   const publisher = createPublisher({ kafka, config, supervisor, errors, topology })
 
   const provision = (topic: string, group: string): Promise<void> =>
     supervisor.perform({ operation: 'provision', topic }, Date.now() + BROKER_WAIT_MS, (session) =>
-      topology.provision(session.admin, topic, group),
+      session.useAdmin((admin) => topology.provision(admin, topic, group)),
     )
 
   return {

@@ -1,6 +1,6 @@
 import { ErrorCodes, MsgkitError } from '@msgkit/core'
 import { describe, expect, it } from 'vitest'
-import { classifyKafka, createKafkaErrors, rootCause } from '../src/errors.js'
+import { classifyKafka, createKafkaErrors, rootCause, staleMetadata } from '../src/errors.js'
 
 const named = (name: string, extra: Record<string, unknown> = {}) =>
   Object.assign(new Error(name), { name, ...extra })
@@ -38,6 +38,22 @@ describe('the Kafka error table', () => {
     // unknown errors are not treated as retriable
     expect(table.classify(new Error('?'))).toBe('fatal')
     expect(table.classify(new MsgkitError(ErrorCodes.CLOSED, 'closed'))).toBe('fatal')
+  })
+
+  it("stale metadata (a deleted topic in a client's metadata, a new topic not spread yet) is retried, never final", () => {
+    const unknown = protocol('UNKNOWN_TOPIC_OR_PARTITION', true)
+    const exhausted = named('KafkaJSNumberOfRetriesExceeded', { cause: unknown })
+    expect(staleMetadata(exhausted)).toBe(true)
+    expect(staleMetadata(protocol('LEADER_NOT_AVAILABLE', true))).toBe(false)
+    expect(table.classify(exhausted)).toBe('transient')
+    // also when a kafkajs path bails out with it as non-retriable
+    expect(
+      table.classify(named('KafkaJSNonRetriableError', { cause: { ...unknown, retriable: false } })),
+    ).toBe('transient')
+    expect(table.toError(exhausted, { operation: 'publish', topic: 't' })).toMatchObject({
+      code: ErrorCodes.PUBLISH_TIMEOUT,
+      retriable: true,
+    })
   })
 
   it('chooses the msgkit code by operation', () => {

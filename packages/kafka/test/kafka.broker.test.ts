@@ -321,6 +321,37 @@ describe('kafka transport on a real broker', () => {
     }
   }, 120_000)
 
+  it('a long-lived instance publishes to and provisions a topic created by another client after a topic it used was deleted (stale metadata)', async () => {
+    const messaging = await open()
+    const [gone, fresh] = [topic(), topic()]
+    // the instance's kafkajs clients now ask for `gone` in every metadata refresh
+    await messaging.provision(gone, 'stale')
+    await messaging.publish(gone, 'before the delete')
+    const admin = new Kafka({
+      clientId: 'msgkit-test-other',
+      brokers: brokersOf(url),
+      logLevel: logLevel.NOTHING,
+    }).admin()
+    await admin.connect()
+    try {
+      await admin.deleteTopics({ topics: [gone], timeout: 30_000 })
+      await admin.createTopics({ topics: [{ topic: fresh, numPartitions: 3 }], waitForLeaders: false })
+    } finally {
+      await admin.disconnect()
+    }
+    const started = Date.now()
+    // Kafka answers UNKNOWN_TOPIC_OR_PARTITION (for `gone`, or for `fresh` until its metadata spread)
+    await messaging.publish(fresh, 'first', { timeoutMs: 15_000 })
+    const published = Date.now() - started
+    await messaging.provision(fresh, 'stale')
+    const sent = await messaging.publish(fresh, 'second', { timeoutMs: 15_000 })
+    const spy = createHandlerSpy()
+    await messaging.subscribe(fresh, { group: 'stale' }, spy.handler)
+    await spy.waitForMessage((m) => m.id === sent.id, { timeoutMs: 30_000 })
+    console.log(`[kafka] first publish after a topic was deleted: ${published} ms`)
+    console.log(`[kafka] publish + provision after a topic was deleted: ${Date.now() - started} ms`)
+  }, 90_000)
+
   it('publishes during an outage wait for their deadline, then reject; afterwards publishing resumes', async () => {
     const messaging = await open()
     const name = topic()
