@@ -54,16 +54,17 @@ export class SessionLost extends Error {
 
 export const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 const codeOf = (error: unknown): unknown => (error as { code?: unknown } | null)?.code
+/** The value of the first row whose pattern matches the error's code or message. */
+const lookup = <T>(rows: ReadonlyArray<[RegExp, T]>, error: unknown): T | undefined =>
+  rows.find(([p]) => p.test(String(codeOf(error))) || p.test(errorText(error)))?.[1]
 
 function classify(error: unknown): FailureKind {
   if (error instanceof SessionLost) return 'connection'
   if (error instanceof RangeError) return 'fatal' // amqplib: a header table over its buffer
   const code = codeOf(error)
   if (typeof code === 'number') return REPLY_CODES[code] ?? 'fatal'
-  for (const [pattern, kind] of BY_TEXT)
-    if (pattern.test(String(code)) || pattern.test(errorText(error))) return kind
-  // a channel gone while its connection lives ('Channel closed', 'Channel ended'), or anything else
-  return 'transient'
+  // what no row names is transient: a channel gone while its connection lives ('Channel closed' / 'ended')
+  return lookup(BY_TEXT, error) ?? 'transient'
 }
 
 /** The error table of one transport; `where(endpoint)` names a host without the password. */
@@ -78,8 +79,6 @@ export function createErrorTable(options: {
       const kind = classify(cause)
       const text = errorText(cause)
       const code = codeOf(cause)
-      const hint = (hints: typeof HINTS) =>
-        hints.find(([p]) => p.test(String(code)) || p.test(text))?.[1] ?? ''
       const at = options.where(endpoint)
       const details = { operation, ...(topic ? { topic } : {}), ...(endpoint ? { where: at } : {}), code }
       const make = (errorCode: ErrorCode, retriable: boolean, message: string) =>
@@ -94,14 +93,14 @@ export function createErrorTable(options: {
         return make(
           ErrorCodes.CONNECTION_FAILED,
           true,
-          `Could not connect to RabbitMQ at ${at}: ${text}; ${hint(CONNECT_HINTS)}`,
+          `Could not connect to RabbitMQ at ${at}: ${text}; ${lookup(CONNECT_HINTS, cause)}`,
         )
       const tooLarge = operation === 'publish' && (code === 311 || TOO_LARGE.test(text))
       const refused = operation === 'publish' ? ErrorCodes.PUBLISH_REJECTED : ErrorCodes.TRANSPORT_ERROR
       return make(
         tooLarge ? ErrorCodes.MESSAGE_TOO_LARGE : refused,
         kind !== 'fatal', // a nack is transient: retried until the deadline
-        `RabbitMQ refused to ${operation} ${topic}: ${text}. ${hint(HINTS)}`,
+        `RabbitMQ refused to ${operation} ${topic}: ${text}. ${lookup(HINTS, cause) ?? ''}`,
       )
     },
   }

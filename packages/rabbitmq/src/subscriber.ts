@@ -23,10 +23,8 @@ const RESTART_WINDOW_MS = 60_000
 type Channeled = { model: ChannelModel; channel: Channel; queue: string; open: boolean; tag?: string }
 type Consumer = Channeled & { acks: ReturnType<typeof createCumulativeAcks> }
 
-/** A subscription, plus `start(model)`: consume on that connection (a no-op when already there). */
-export type Subscriber = TransportSubscription & { start(model: ChannelModel): Promise<void> }
-
-export function createSubscriber(
+/** Starts consuming `request`; rejects (and closes the subscription) when that fails or takes too long. */
+export async function startSubscriber(
   request: SubscribeRequest,
   onDelivery: DeliveryHandler,
   deps: {
@@ -34,8 +32,10 @@ export function createSubscriber(
     supervisor: Supervisor<ChannelModel>
     context: TransportContext
     counts: boolean
+    /** the transport's: `work` on the connection, waiting for it through an outage for a while */
+    perform(operation: string, topic: string, work: (model: ChannelModel) => Promise<void>): Promise<void>
   },
-): Subscriber {
+): Promise<TransportSubscription> {
   const { topology, supervisor, context } = deps
   const { topic, group } = request
   const label = topic ?? (request.pattern as string)
@@ -123,9 +123,7 @@ export function createSubscriber(
 
   const unregister = supervisor.onRestore((model) => start(model).catch(restart))
 
-  return {
-    start,
-
+  const subscription: TransportSubscription = {
     async stop() {
       stopped = true
       await starting?.catch(() => {})
@@ -149,6 +147,11 @@ export function createSubscriber(
       if (consumer.open) await channel.close().catch(() => {})
     },
   }
+  await deps.perform('subscribe', label, start).catch(async (error: unknown) => {
+    await subscription.close()
+    throw error
+  })
+  return subscription
 }
 
 /**

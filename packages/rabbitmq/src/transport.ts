@@ -9,7 +9,7 @@ import { connectOptions, type RabbitmqTransportConfig } from './config.js'
 import { createErrorTable, errorText } from './errors.js'
 import { MAX_HEADER_BYTES } from './mapping.js'
 import { createPublisher } from './publisher.js'
-import { createBrowser, createSubscriber } from './subscriber.js'
+import { createBrowser, startSubscriber } from './subscriber.js'
 import { createTopology } from './topology.js'
 
 /** What RabbitMQ does natively, given the config (docs/brokers/rabbitmq.md says why). */
@@ -98,15 +98,9 @@ export function createRabbitmqTransport(
       await perform('browse', request.topic, (model) => browse(model, queue))
     },
     subscribe: (request, onDelivery) =>
-      subscriptions.add(async () => {
-        const subscriber = createSubscriber(request, onDelivery, { topology, supervisor, context, counts })
-        const topic = request.topic ?? request.pattern ?? ''
-        await perform('subscribe', topic, subscriber.start).catch(async (error: unknown) => {
-          await subscriber.close()
-          throw error
-        })
-        return subscriber
-      }),
+      subscriptions.add(() =>
+        startSubscriber(request, onDelivery, { topology, supervisor, context, counts, perform }),
+      ),
     close() {
       closing ??= (async () => {
         await subscriptions.close()
