@@ -15,6 +15,10 @@
  * - {@link createPrefixTracker}: which deliveries of an ordered stream are done, so only the done
  *   prefix is acknowledged (a Kafka commit, a RabbitMQ `multiple` ack);
  * - {@link createRestarter}: a consumer brought back after a crash, one attempt at a time, with backoff;
+ * - {@link createConsumerSlot}: the one consumer a subscription runs on, replaced when it crashes or no longer fits;
+ * - {@link createStreamLedger}: a group member's assigned streams (partitions): done-prefix commits across rebalances, requeues;
+ * - {@link createRenewable}: a client of a session replaced when it went bad (stale metadata, a sequence to restart);
+ * - {@link bounded}: wait for work a frozen broker may never finish, at most so long, never failing;
  * - {@link createSubscriptionSet}: a transport's open subscriptions, closed with it, none leaked by a late start;
  * - {@link createDeadlineTimer}: many deadlines, one timer;
  * - {@link createDeclarations}: idempotent declarations run once per key, failures tried again;
@@ -25,6 +29,7 @@
  * @packageDocumentation
  */
 export { type DrainingEmitter, whenDrained } from './backpressure.js'
+export { bounded } from './bounded.js'
 export { type Coalescer, type CoalescerOptions, createCoalescer } from './coalescer.js'
 export {
   flagSchema,
@@ -36,6 +41,7 @@ export {
   tlsSchema,
   tlsSocketOptions,
 } from './config.js'
+export { type ConsumerSlot, type ConsumerSlotOptions, createConsumerSlot } from './consumer-slot.js'
 export {
   type CumulativeAcks,
   type CumulativeAcksOptions,
@@ -70,7 +76,14 @@ export {
   type OutboxOptions,
 } from './outbox.js'
 export { createPrefixTracker, type PrefixTracker } from './prefix-tracker.js'
+export { createRenewable, type Renewable, type RenewableOptions } from './renewable.js'
 export { createRestarter, type Restarter, type RestarterOptions } from './restarter.js'
+export {
+  createStreamLedger,
+  type StreamLease,
+  type StreamLedger,
+  type StreamLedgerOptions,
+} from './stream-ledger.js'
 export { createSubscriptionSet, type SubscriptionSet } from './subscriptions.js'
 export {
   createSupervisor,

@@ -18,6 +18,11 @@ export interface Intake {
    * tick and `wake()`). `onTick` runs on every tick while waiting; what it throws rejects the wait.
    */
   room(stale: () => boolean, onTick?: () => Promise<void>): Promise<void>
+  /**
+   * Resolves once nothing is unsettled, after `ms`, or once `stale()` (checked after each `wake()`):
+   * core finishing what it holds before a rebalance or a close.
+   */
+  drained(ms: number, stale: () => boolean): Promise<void>
   /** End every wait now: each checks `stale()` again. */
   wake(): void
 }
@@ -42,6 +47,11 @@ export function createIntake(limit: number, tickMs: number): Intake {
         const ticked = await Promise.race([counter.room(limit).then(() => false), nextTick()])
         if (ticked && onTick && !stale()) await onTick()
       }
+    },
+    async drained(ms, stale) {
+      const until = Date.now() + ms
+      while (counter.count > 0 && !stale() && Date.now() < until)
+        await Promise.race([counter.room(1), sleep(until - Date.now(), waking.signal)])
     },
     wake() {
       waking.abort()

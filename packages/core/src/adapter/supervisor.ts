@@ -13,6 +13,7 @@ import { ErrorCodes, MsgkitError } from '../errors.js'
 import { describeError } from '../events.js'
 import { backoffDelay, sleep } from '../retry.js'
 import type { TransportContext } from '../spi.js'
+import { withTimeout } from '../timeout.js'
 import { createDeadlineTimer } from './deadlines.js'
 import {
   closedError,
@@ -31,6 +32,11 @@ export interface SessionDriver<S> {
   readonly endpoints: readonly string[]
   /** Open a session to `endpoints[index]`: one attempt, throw on failure (classified by the error table). */
   open(index: number): Promise<S>
+  /**
+   * Give up an `open` after this long (default: wait for it), with a retriable
+   * MSGKIT_CONNECTION_FAILED that names the endpoint; a session that opens later is closed.
+   */
+  readonly openTimeoutMs?: number
   /** Close a session politely but within a bound; never throws. */
   close(session: S): Promise<void>
 }
@@ -126,6 +132,28 @@ export function createSupervisor<S>(options: SupervisorOptions<S>): Supervisor<S
     return new Error(context.scrub ? context.scrub(text) : text)
   }
 
+  /** One `driver.open`, bounded by `openTimeoutMs`. */
+  const open = (index: number): Promise<S> => {
+    const opening = driver.open(index)
+    const ms = driver.openTimeoutMs
+    if (ms === undefined) return opening
+    const label = driver.endpoints[index] ?? ''
+    const timeout = () =>
+      new MsgkitError(
+        ErrorCodes.CONNECTION_FAILED,
+        `${name}: no answer from ${label} within ${ms} ms. Is the broker running and reachable there?`,
+        { retriable: true, details: { transport: name, endpoint: label } },
+      )
+    return withTimeout(opening, ms, timeout).catch((error: unknown) => {
+      // one that opens after all is not wanted any more
+      void opening.then(
+        (s) => driver.close(s),
+        () => {},
+      )
+      throw error
+    })
+  }
+
   const adopt = (s: S): void => {
     generation += 1
     session = s
@@ -149,7 +177,7 @@ export function createSupervisor<S>(options: SupervisorOptions<S>): Supervisor<S
     const index = endpoint
     let s: S
     try {
-      s = await driver.open(index)
+      s = await open(index)
     } catch (error) {
       // one host per attempt, moving on after each failure: a cluster node may be gone for good
       endpoint = (endpoint + 1) % driver.endpoints.length
@@ -216,7 +244,7 @@ export function createSupervisor<S>(options: SupervisorOptions<S>): Supervisor<S
           const label = driver.endpoints[i] ?? ''
           let s: S
           try {
-            s = await driver.open(i)
+            s = await open(i)
           } catch (error) {
             if ((state as SupervisorState) === 'closed') throw closedError(name)
             failures.push({

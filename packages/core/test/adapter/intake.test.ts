@@ -59,4 +59,25 @@ describe('intake', () => {
     await waiting
     expect(Date.now() - started).toBeLessThan(1_000)
   })
+  it('drained() waits until nothing is unsettled, at most ms, and ends on a wake once stale', async () => {
+    const intake = createIntake(4, 1_000)
+    await intake.drained(1_000, () => false) // nothing held: at once
+    const a = intake.track(settlement())
+    setTimeout(() => void a.ack(), 20)
+    let t0 = Date.now()
+    await intake.drained(1_000, () => false)
+    expect(Date.now() - t0).toBeLessThan(500)
+    intake.track(settlement())
+    t0 = Date.now()
+    await intake.drained(30, () => false)
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(25)
+    let stale = false
+    const waiting = intake.drained(5_000, () => stale)
+    stale = true
+    intake.wake()
+    t0 = Date.now()
+    await waiting
+    expect(Date.now() - t0).toBeLessThan(500)
+    expect(intake.count).toBe(1)
+  })
 })
