@@ -143,18 +143,3 @@ export function createKafkaClient(config: KafkaTransportConfig, logger: Logger):
     options.ssl = config.ssl === true ? true : { ...config.ssl }
   return new Kafka(options)
 }
-
-/** Connects a kafkajs client; one that failed is disconnected (whoever awaits it sees the error). */
-export function connected<C extends { connect(): Promise<void>; disconnect(): Promise<void> }>(
-  client: C,
-): Promise<C> {
-  const ready = client.connect().then(
-    () => client,
-    (error: unknown) => {
-      void client.disconnect().catch(() => {})
-      throw error
-    },
-  )
-  ready.catch(() => {})
-  return ready
-}

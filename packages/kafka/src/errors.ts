@@ -12,7 +12,7 @@ export type ErrorClass = 'connection' | 'transient' | 'auth' | 'too-large' | 're
 const BY_NAME = namesTable<ErrorClass>({
   // KafkaJSRequestTimeoutError: no answer within requestTimeout, a frozen broker: reconnect
   connection: `KafkaJSConnectionError KafkaJSConnectionClosedError KafkaJSBrokerNotFound KafkaJSNoBrokerAvailableError
-    KafkaJSGroupCoordinatorNotFound KafkaJSRequestTimeoutError KafkaConnectTimeoutError
+    KafkaJSGroupCoordinatorNotFound KafkaJSRequestTimeoutError
     ECONNREFUSED ECONNRESET EPIPE ENOTFOUND EAI_AGAIN ETIMEDOUT EHOSTUNREACH`,
   transient: `KafkaJSLockTimeout KafkaJSTimeout KafkaJSMetadataNotLoaded KafkaJSTopicMetadataNotLoaded
     KafkaJSStaleTopicMetadataAssignment`,

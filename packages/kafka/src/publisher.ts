@@ -4,40 +4,26 @@
  * the first time is created (or checked) inside the flush, so its wait counts against each
  * message's deadline like any other outage.
  *
- * After any failed batch the session's idempotent producer is replaced: kafkajs rolls its sequence
+ * After any failed batch the session's idempotent producer is renewed (transport.ts): kafkajs rolls its sequence
  * numbers back on failure, and reusing them after a batch that may have been written could make
  * the broker discard a later batch as a "duplicate". A new producer id makes a resend a possible
  * duplicate (at-least-once), never a loss.
  */
 import { ErrorCodes, MsgkitError, type OutgoingMessage } from '@msgkit/core'
 import { createOutbox, type ErrorTable, type Supervisor } from '@msgkit/core/adapter'
-import { CompressionTypes, type Kafka, type Message, Partitioners, type Producer } from 'kafkajs'
-import { CLIENT_RETRY, connected, type KafkaTransportConfig } from './config.js'
+import { CompressionTypes, type Message } from 'kafkajs'
+import type { KafkaTransportConfig } from './config.js'
 import { encodeRecord, RECORD_BATCH_HEADER_BYTES } from './mapping.js'
 import type { Topology } from './topology.js'
 import type { KafkaSession } from './transport.js'
 
-/** Creates and connects a producer (idempotent producers get their producer id here). */
-export function openProducer(kafka: Kafka, config: KafkaTransportConfig): Promise<Producer> {
-  return connected(
-    kafka.producer({
-      idempotent: config.idempotent,
-      maxInFlightRequests: config.idempotent ? 1 : undefined,
-      allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      retry: CLIENT_RETRY,
-    }),
-  )
-}
-
 export function createPublisher(deps: {
-  kafka: Kafka
   config: KafkaTransportConfig
   supervisor: Supervisor<KafkaSession>
   errors: ErrorTable
   topology: Topology
 }) {
-  const { kafka, config, errors, topology } = deps
+  const { config, errors, topology } = deps
   /** gzip can grow incompressible data a little: ~5 bytes per 16 KiB block plus its header */
   const gzipSlack = (bytes: number): number =>
     config.compression === 'gzip' ? Math.ceil(bytes / 16_384) * 5 + 64 : 0
@@ -49,22 +35,14 @@ export function createPublisher(deps: {
       if (list) list.push(wire)
       else byTopic.set(topic, [wire])
     }
-    try {
-      await (await session.producer).sendBatch({
+    await session.producer.use((producer) =>
+      producer.sendBatch({
         topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
         acks: -1,
         timeout: config.requestTimeout,
         compression: config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-      })
-    } catch (error) {
-      // a connection failure replaces the whole session (and its producer) anyway
-      if (!session.closed && errors.classify(error) !== 'connection') {
-        const old = session.producer
-        session.producer = openProducer(kafka, config)
-        void old.then((p) => p.disconnect()).catch(() => {})
-      }
-      throw error
-    }
+      }),
+    )
   }
 
   const outbox = createOutbox<KafkaSession, Message>({
@@ -78,8 +56,8 @@ export function createPublisher(deps: {
     async flush(session, batch) {
       const refused = new Map<string, unknown>()
       for (const topic of new Set(batch.map((entry) => entry.topic))) {
-        await session
-          .useAdmin((admin) => topology.ensureTopic(admin, topic))
+        await session.admin
+          .use((admin) => topology.ensureTopic(admin, topic))
           .catch((error: unknown) => {
             if (batch.length === 1 || errors.classify(error) === 'connection') throw error
             refused.set(topic, error)

@@ -4,19 +4,24 @@
  * pair: opening it proves the cluster answers (it is also the reconnect probe), and whatever sees
  * a connection-class failure (a publish, a provision, a crashed consumer) reports it with `lost`.
  */
-import { type Capabilities, type Transport, type TransportContext, withTimeout } from '@msgkit/core'
-import { createSubscriptionSet, createSupervisor } from '@msgkit/core/adapter'
-import type { Admin, Producer } from 'kafkajs'
+import type { Capabilities, Transport, TransportContext } from '@msgkit/core'
+import {
+  bounded,
+  createRenewable,
+  createSubscriptionSet,
+  createSupervisor,
+  type Renewable,
+} from '@msgkit/core/adapter'
+import { type Admin, Partitioners, type Producer } from 'kafkajs'
 import {
   BROKER_WAIT_MS,
   CLIENT_RETRY,
-  connected,
   createKafkaClient,
   type KafkaTransportConfig,
   RECORD_OVERHEAD_BYTES,
 } from './config.js'
 import { createKafkaErrors, staleMetadata } from './errors.js'
-import { createPublisher, openProducer } from './publisher.js'
+import { createPublisher } from './publisher.js'
 import { startSubscriber } from './subscriber.js'
 import { createTopology } from './topology.js'
 
@@ -38,23 +43,14 @@ export function kafkaCapabilities(config: KafkaTransportConfig): Capabilities {
   }
 }
 
-/** The supervisor's session: a kafkajs admin and producer, connected together, closed together. */
+/**
+ * The supervisor's session: a kafkajs admin and producer, connected together, closed together. Each
+ * is renewed while the session lives: the admin after stale metadata (errors.ts), the producer after
+ * a failed batch (publisher.ts).
+ */
 export interface KafkaSession {
-  /**
-   * Runs `work` on the session's admin. After stale metadata (errors.ts) the admin is renewed before
-   * the error goes back to the caller's retry; the replaced one is closed at the next renewal or with
-   * the session (calls may still run on it).
-   */
-  useAdmin<T>(work: (admin: Admin) => Promise<T>): Promise<T>
-  /** the connected producer; replaced after a failed batch (publisher.ts) */
-  producer: Promise<Producer>
-  closed: boolean
-  close(): Promise<void>
-}
-
-/** One connect attempt took longer than `connectTimeout` (classified as a connection failure). */
-class KafkaConnectTimeoutError extends Error {
-  override name = 'KafkaConnectTimeoutError'
+  admin: Renewable<Admin>
+  producer: Renewable<Producer>
 }
 
 /** The Kafka transport for a validated config. Plain object; connect() before use. */
@@ -65,40 +61,32 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
   const subscriptions = createSubscriptionSet('kafka')
   let closing: Promise<void> | undefined
 
-  const openSession = (): KafkaSession => {
-    const newAdmin = () => connected(kafka.admin({ retry: CLIENT_RETRY }))
-    // the live admin last; the one before may still have calls running
-    const admins = [newAdmin()]
-    const session: KafkaSession = {
-      producer: openProducer(kafka, config),
-      closed: false,
-      async useAdmin(work) {
-        const admin = admins.at(-1) as Promise<Admin>
-        try {
-          return await work(await admin)
-        } catch (error) {
-          if (staleMetadata(error) && admin === admins.at(-1) && !session.closed) {
-            if (admins.length > 1)
-              void admins
-                .shift()
-                ?.then((a) => a.disconnect())
-                .catch(() => {})
-            admins.push(newAdmin())
-          }
-          throw error
-        }
-      },
-      /** polite, but bounded: a frozen broker must not hold up a reconnect or close() */
-      async close() {
-        session.closed = true
-        const clients = [...admins, session.producer].map((c) => c.then((client) => client.disconnect()))
-        await withTimeout(Promise.allSettled(clients), 5_000, () => new Error('disconnect timed out')).catch(
-          () => {},
-        )
-      },
-    }
-    return session
-  }
+  const openSession = (): KafkaSession => ({
+    admin: createRenewable({
+      create: () => kafka.admin({ retry: CLIENT_RETRY }),
+      connect: (admin) => admin.connect(),
+      close: (admin) => admin.disconnect(),
+      renewOn: staleMetadata,
+    }),
+    // an idempotent producer gets its producer id when it connects
+    producer: createRenewable({
+      create: () =>
+        kafka.producer({
+          idempotent: config.idempotent,
+          maxInFlightRequests: config.idempotent ? 1 : undefined,
+          allowAutoTopicCreation: false,
+          createPartitioner: Partitioners.DefaultPartitioner,
+          retry: CLIENT_RETRY,
+        }),
+      connect: (producer) => producer.connect(),
+      close: (producer) => producer.disconnect(),
+      // a connection failure replaces the whole session anyway
+      renewOn: (error) => errors.classify(error) !== 'connection',
+    }),
+  })
+  /** polite, but bounded: a frozen broker must not hold up a reconnect or close() */
+  const closeSession = (session: KafkaSession): Promise<void> =>
+    bounded(Promise.all([session.admin.close(), session.producer.close()]), 5_000)
 
   const supervisor = createSupervisor<KafkaSession>({
     name: 'kafka',
@@ -107,26 +95,25 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
     driver: {
       // kafkajs balances over the bootstrap list itself: one endpoint
       endpoints: [config.brokers.join(',')],
+      openTimeoutMs: config.connectTimeout,
       async open() {
         const session = openSession()
-        const ready = Promise.all([session.useAdmin(async () => {}), session.producer])
         try {
-          const timeout = () => new KafkaConnectTimeoutError(`no answer within ${config.connectTimeout} ms`)
-          await withTimeout(ready, config.connectTimeout, timeout)
+          await Promise.all([session.admin.current, session.producer.current])
           return session
         } catch (error) {
-          void ready.catch(() => {}).finally(() => session.close())
+          void closeSession(session)
           throw error
         }
       },
-      close: (session) => session.close(),
+      close: closeSession,
     },
   })
-  const publisher = createPublisher({ kafka, config, supervisor, errors, topology })
+  const publisher = createPublisher({ config, supervisor, errors, topology })
 
   const provision = (topic: string, group: string): Promise<void> =>
     supervisor.perform({ operation: 'provision', topic }, Date.now() + BROKER_WAIT_MS, (session) =>
-      session.useAdmin((admin) => topology.provision(admin, topic, group)),
+      session.admin.use((admin) => topology.provision(admin, topic, group)),
     )
 
   return {
