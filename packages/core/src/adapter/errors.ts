@@ -3,7 +3,7 @@
  * The kit decides what to do with each kind (wait for the reconnect, back off, reject) the same
  * way for every broker; the adapter only maps its client's errors (by code, from a table).
  */
-import { ErrorCodes, isMsgkitError, MsgkitError } from '../errors.js'
+import { type ErrorCode, ErrorCodes, isMsgkitError, MsgkitError } from '../errors.js'
 
 /**
  * - `connection`: the session is gone or the broker is unreachable: wait for the reconnect, retry
@@ -49,6 +49,17 @@ export function failureKind(errors: ErrorTable, error: unknown): FailureKind {
 export function finalError(errors: ErrorTable, error: unknown, context: FailureContext): MsgkitError {
   if (error instanceof MsgkitError) return error
   return errors.toError(error, context)
+}
+
+/**
+ * The code of a final error, the same on every broker: refused credentials are MSGKIT_AUTH_FAILED,
+ * anything else on (re)connect MSGKIT_CONNECTION_FAILED, a refused publish MSGKIT_PUBLISH_REJECTED,
+ * the rest MSGKIT_TRANSPORT_ERROR. An adapter may be more precise (MSGKIT_MESSAGE_TOO_LARGE).
+ */
+export function finalErrorCode(kind: FailureKind, operation: string): ErrorCode {
+  if (kind === 'auth') return ErrorCodes.AUTH_FAILED
+  if (operation === 'connect' || operation === 'reconnect') return ErrorCodes.CONNECTION_FAILED
+  return operation === 'publish' ? ErrorCodes.PUBLISH_REJECTED : ErrorCodes.TRANSPORT_ERROR
 }
 
 /**

@@ -21,7 +21,11 @@
  * - {@link bounded}: wait for work a frozen broker may never finish, at most so long, never failing;
  * - {@link createSubscriptionSet}: a transport's open subscriptions, closed with it, none leaked by a late start;
  * - {@link createDeadlineTimer}: many deadlines, one timer;
- * - {@link createDeclarations}: idempotent declarations run once per key, failures tried again;
+ * - {@link createDeclarations}: idempotent declarations run once per key (with their result), failures tried again;
+ * - {@link flushByKey}: an outbox flush made of one batch call per destination, outcomes put back in place;
+ * - {@link createPullLoop}: a pull-based consumer's receives (long polls) under `prefetch`, through outages;
+ * - {@link createLeases}: held messages' leases (an SQS visibility timeout) renewed before they run out;
+ * - {@link httpSessionDriver}: the supervisor's session for a broker spoken to over HTTP (clients + a probe);
  * - {@link namesTable}: an error table's lookup from groups of names (data, not regexes);
  * - {@link uninstrumented}: a driver's consumer entry point without its OpenTelemetry wrapper.
  *
@@ -63,10 +67,14 @@ export {
   type FailureKind,
   failureKind,
   finalError,
+  finalErrorCode,
   namesTable,
 } from './errors.js'
+export { flushByKey, type KeyedCall } from './flush-by-key.js'
+export { type HttpSessionOptions, httpSessionDriver } from './http-session.js'
 export { endpointTelemetry, uninstrumented } from './instrumentation.js'
 export { createIntake, type Intake } from './intake.js'
+export { createLeases, type Leases, type LeasesOptions } from './leases.js'
 export {
   createOutbox,
   DEFAULT_CLOSE_GRACE_MS,
@@ -76,6 +84,7 @@ export {
   type OutboxOptions,
 } from './outbox.js'
 export { createPrefixTracker, type PrefixTracker } from './prefix-tracker.js'
+export { createPullLoop, type PullLoop, type PullLoopOptions } from './pull-loop.js'
 export { createRenewable, type Renewable, type RenewableOptions } from './renewable.js'
 export { createRestarter, type Restarter, type RestarterOptions } from './restarter.js'
 export {

@@ -35,3 +35,27 @@ describe('declarations', () => {
     expect(runs).toEqual(['a', 'b', 'flaky', 'flaky', 'a', 'a', 'b'])
   })
 })
+
+describe('declarations with results', () => {
+  it('hands every caller the result of the one run, and forgets keys by a test', async () => {
+    const declarations = createDeclarations()
+    let made = 0
+    const queue = (topic: string, group: string) =>
+      declarations.once(`${topic}\n${group}`, async () => {
+        made += 1
+        await sleep(5)
+        return { url: `q/${topic}-${group}/${made}` }
+      })
+    const [a, b] = await Promise.all([queue('orders', 'mail'), queue('orders', 'mail')])
+    expect(a).toBe(b)
+    expect(a.url).toBe('q/orders-mail/1')
+    await queue('orders', 'audit')
+    await queue('invoices', 'mail')
+    expect(made).toBe(3)
+
+    declarations.forget((key) => key.startsWith('orders\n'))
+    expect((await queue('orders', 'mail')).url).toBe('q/orders-mail/4')
+    expect((await queue('invoices', 'mail')).url).toBe('q/invoices-mail/3')
+    expect(made).toBe(4)
+  })
+})
