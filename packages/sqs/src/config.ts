@@ -1,9 +1,9 @@
 /** The SQS transport's config: zod schema, defaults, the `sqs://` URL mapping, the SDK client options. */
 import { nestParams, type ParsedUrl } from '@msgkit/core'
+import { intSchema as int } from '@msgkit/core/adapter'
 import { z } from 'zod'
 
 const flag = z.union([z.boolean(), z.stringbool()])
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
 const text = z.string().min(1)
 const staticCredentials = z.strictObject({
   accessKeyId: text,

@@ -3,24 +3,22 @@
  * typed, secret-free MsgkitError a user sees. Looked up by error name / AWS code (data, not regexes).
  */
 import { type ErrorCode, ErrorCodes, isMsgkitError, MsgkitError } from '@msgkit/core'
-import type { ErrorTable, FailureKind } from '@msgkit/core/adapter'
+import { type ErrorTable, type FailureKind, finalErrorCode, namesTable } from '@msgkit/core/adapter'
 
 /** By `Code`, `code` or `name`. Not listed: a 5xx or a fault of AWS's side is transient, the rest fatal. */
-const KINDS = new Map<string, FailureKind>(
-  Object.entries({
-    // no answer: HTTP has no connection to lose, so a failed request stands for it (supervisor.lost)
-    connection: `ECONNREFUSED ECONNRESET ECONNABORTED EPIPE ETIMEDOUT EHOSTUNREACH ENETUNREACH ENETDOWN ENOTFOUND
-      EAI_AGAIN EADDRNOTAVAIL TimeoutError RequestTimeout NetworkingError`,
-    // "not now"; a deleted queue or topic is declared again on the retry
-    transient: `ThrottlingException Throttling Throttled RequestThrottled RequestThrottledException
-      TooManyRequestsException KMSThrottlingException KmsThrottled ServiceUnavailable ServiceUnavailableException
-      InternalError InternalFailure InternalErrorException QueueDoesNotExist AWS.SimpleQueueService.NonExistentQueue
-      NotFoundException NotFound QueueDeletedRecently AWS.SimpleQueueService.QueueDeletedRecently`,
-    auth: `InvalidClientTokenId UnrecognizedClientException SignatureDoesNotMatch IncompleteSignature
-      InvalidSignatureException MissingAuthenticationToken MissingAuthenticationTokenException ExpiredToken
-      ExpiredTokenException InvalidAccessKeyId InvalidSecurity AuthFailure CredentialsProviderError`,
-  }).flatMap(([kind, names]) => names.split(/\s+/).map((n) => [n, kind as FailureKind])),
-)
+const KINDS = namesTable<FailureKind>({
+  // no answer: HTTP has no connection to lose, so a failed request stands for it (supervisor.lost)
+  connection: `ECONNREFUSED ECONNRESET ECONNABORTED EPIPE ETIMEDOUT EHOSTUNREACH ENETUNREACH ENETDOWN ENOTFOUND
+    EAI_AGAIN EADDRNOTAVAIL TimeoutError RequestTimeout NetworkingError`,
+  // "not now"; a deleted queue or topic is declared again on the retry
+  transient: `ThrottlingException Throttling Throttled RequestThrottled RequestThrottledException
+    TooManyRequestsException KMSThrottlingException KmsThrottled ServiceUnavailable ServiceUnavailableException
+    InternalError InternalFailure InternalErrorException QueueDoesNotExist AWS.SimpleQueueService.NonExistentQueue
+    NotFoundException NotFound QueueDeletedRecently AWS.SimpleQueueService.QueueDeletedRecently`,
+  auth: `InvalidClientTokenId UnrecognizedClientException SignatureDoesNotMatch IncompleteSignature
+    InvalidSignatureException MissingAuthenticationToken MissingAuthenticationTokenException ExpiredToken
+    ExpiredTokenException InvalidAccessKeyId InvalidSecurity AuthFailure CredentialsProviderError`,
+})
 const NOT_FOUND = /^(QueueDoesNotExist|AWS\.SimpleQueueService\.NonExistentQueue|NotFound|NotFoundException)$/
 const TOO_LARGE = /^(AWS\.SimpleQueueService\.)?BatchRequestTooLong$/
 
@@ -45,9 +43,8 @@ export const isNotFound = (error: unknown): boolean => namesOf(error).some((n) =
 export const entryError = (entry: { Code?: string; Message?: string; SenderFault?: boolean }): Error =>
   Object.assign(new Error(`${entry.Code}: ${entry.Message ?? 'refused'}`), { name: entry.Code, ...entry })
 
-/** The kind of an SDK, HTTP or batch-entry error. */
+/** The kind of an SDK, HTTP or batch-entry error (a MsgkitError the kit classifies itself). */
 export function classifySqs(error: unknown): FailureKind {
-  if (isMsgkitError(error)) return error.retriable ? 'transient' : 'fatal'
   for (const name of namesOf(error)) {
     const kind = KINDS.get(name)
     if (kind) return kind
@@ -75,11 +72,8 @@ export function createSqsErrors(options: { where: string; scrub(text: string): s
       const kind = classifySqs(error)
       const awsCode = namesOf(error)[0] ?? 'Error'
       const text = options.scrub(String((error as AwsLikeError | null)?.message ?? error))
-      let code: ErrorCode = ErrorCodes.TRANSPORT_ERROR
-      if (kind === 'auth') code = ErrorCodes.AUTH_FAILED
-      else if (operation === 'connect' || operation === 'reconnect') code = ErrorCodes.CONNECTION_FAILED
-      else if (operation === 'publish')
-        code = TOO_LARGE.test(awsCode) ? ErrorCodes.MESSAGE_TOO_LARGE : ErrorCodes.PUBLISH_REJECTED
+      let code = finalErrorCode(kind, operation)
+      if (code === ErrorCodes.PUBLISH_REJECTED && TOO_LARGE.test(awsCode)) code = ErrorCodes.MESSAGE_TOO_LARGE
       const what = `SQS/SNS ${operation}${topic ? ` ${topic}` : ''} at ${endpoint ?? options.where}`
       return new MsgkitError(code, `${what} failed: ${awsCode}: ${text}.${HINTS[code] ?? ''}`, {
         retriable: kind === 'connection' || kind === 'transient',

@@ -41,7 +41,6 @@ export type StringAttribute = { DataType: 'String'; StringValue: string }
 
 /** One message as SendMessageBatch / PublishBatch take it, prepared once so that retries reuse it. */
 export interface Wire {
-  id: string
   body: string
   attributes: Record<string, StringAttribute>
   groupId?: string
@@ -49,8 +48,6 @@ export interface Wire {
   delaySeconds?: number
   /** body + every attribute's name, data type and value, in UTF-8 bytes (as AWS counts) */
   bytes: number
-  /** confirmed in a flush that failed as a whole: not sent again when retried alone */
-  confirmed?: boolean
 }
 
 function encodeBody(body: Uint8Array): { body: string; encoding?: 'base64' | 'empty' } {
@@ -110,7 +107,7 @@ export function toWire(
       `A message for topic ${topic} is ${bytes} bytes as AWS counts it (body${encoding === 'base64' ? ' as base64' : ''} + attribute names, types and values); ${options.fanout ? 'SNS' : 'SQS'} takes at most ${options.maxBytes}. Nothing was sent: store the payload elsewhere (S3) and send a reference.`,
       { details: { topic, bytes, max: options.maxBytes } },
     )
-  const wire: Wire = { id: message.id, body, attributes, bytes }
+  const wire: Wire = { body, attributes, bytes }
   if (options.fifo) {
     // no key: its own id, so that unkeyed messages are not serialised behind each other
     wire.groupId = awsToken(message.key ?? message.id)

@@ -6,43 +6,36 @@
  */
 import * as SNS from '@aws-sdk/client-sns'
 import * as SQS from '@aws-sdk/client-sqs'
-import type { OutgoingMessage, SendOptions, TransportContext } from '@msgkit/core'
+import type { OutgoingMessage, SendOptions } from '@msgkit/core'
 import { ErrorCodes, MsgkitError } from '@msgkit/core'
-import { createOutbox, type ErrorTable, type OutboxEntry, type Supervisor } from '@msgkit/core/adapter'
-import type { SqsTransportConfig } from './config.js'
+import { createOutbox, flushByKey, type OutboxEntry } from '@msgkit/core/adapter'
 import { entryError, isNotFound } from './errors.js'
 import { SNS_MAX_BYTES, SQS_MAX_BYTES, toWire, type Wire } from './mapping.js'
-import type { Topology } from './topology.js'
-import type { SqsSession } from './transport.js'
+import type { SqsParts, SqsSession } from './transport.js'
 
 /** An entry the answer mentions neither as successful nor as failed (moto's PublishBatch does that). */
 const UNANSWERED = { Code: 'NotConfirmed', Message: 'not in the batch answer', SenderFault: false }
 
-export interface PublisherDeps {
-  config: SqsTransportConfig
-  supervisor: Supervisor<SqsSession>
-  errors: ErrorTable
-  topology: Topology
-  context: TransportContext
-}
+export function createPublisher({ config, supervisor, errors, topology, context }: SqsParts) {
+  const shape = { ...config, maxBytes: config.fanout ? SNS_MAX_BYTES : SQS_MAX_BYTES }
 
-export function createPublisher(deps: PublisherDeps) {
-  const { config, topology } = deps
-  const maxBytes = config.fanout ? SNS_MAX_BYTES : SQS_MAX_BYTES
-
-  /** One batch call: each entry's error (undefined = confirmed); confirmed wires are marked. */
-  const call = async (s: SqsSession, target: string, wires: Wire[]): Promise<unknown[]> => {
-    const ids = (w: Wire, i: number) => ({
-      Id: `m${i}`,
-      MessageGroupId: w.groupId,
-      MessageDeduplicationId: w.deduplicationId,
+  /** One batch call to one topic: each entry's error (undefined = confirmed). */
+  const call = async (s: SqsSession, topic: string, batch: ReadonlyArray<OutboxEntry<Wire>>) => {
+    const target = await topology.ensureTopic(s, topic).catch((error: unknown) => {
+      if (isNotFound(error)) topology.forget(topic) // deleted behind our back: declared again on the retry
+      throw error
     })
-    const entries = wires.map((w, i) => ({ ...ids(w, i), MessageAttributes: w.attributes }))
+    const entries = batch.map(({ wire }, i) => ({
+      Id: `m${i}`,
+      MessageGroupId: wire.groupId,
+      MessageDeduplicationId: wire.deduplicationId,
+      MessageAttributes: wire.attributes,
+    }))
     const answer = config.fanout
       ? await s.sns.send(
           new SNS.PublishBatchCommand({
             TopicArn: target,
-            PublishBatchRequestEntries: entries.map((e, i) => ({ ...e, Message: wires[i]?.body })),
+            PublishBatchRequestEntries: entries.map((e, i) => ({ ...e, Message: batch[i]?.wire.body })),
           }),
         )
       : await s.sqs.send(
@@ -50,70 +43,41 @@ export function createPublisher(deps: PublisherDeps) {
             QueueUrl: target,
             Entries: entries.map((e, i) => ({
               ...e,
-              MessageBody: wires[i]?.body,
-              DelaySeconds: wires[i]?.delaySeconds,
+              MessageBody: batch[i]?.wire.body,
+              DelaySeconds: batch[i]?.wire.delaySeconds,
             })),
           }),
         )
     const ok = new Set(answer.Successful?.map((e) => e.Id))
     const failed = new Map(answer.Failed?.map((e) => [e.Id, e]))
-    return wires.map((w, i) => {
-      w.confirmed = ok.has(`m${i}`)
-      return w.confirmed ? undefined : entryError(failed.get(`m${i}`) ?? UNANSWERED)
-    })
-  }
-
-  /** The outbox hands over ≤ 10 entries within one call's size; a batch of several topics is one call each. */
-  const flush = async (s: SqsSession, batch: ReadonlyArray<OutboxEntry<Wire>>): Promise<unknown[]> => {
-    const outcomes: unknown[] = batch.map(() => undefined)
-    const byTopic = new Map<string, number[]>()
-    for (const [i, e] of batch.entries())
-      if (!e.wire.confirmed) byTopic.set(e.topic, [...(byTopic.get(e.topic) ?? []), i])
-    const sendTopic = async ([topic, indexes]: [string, number[]]): Promise<void> => {
-      const target = await topology.ensureTopic(s, topic).catch((error: unknown) => {
-        if (isNotFound(error)) topology.forget(topic) // deleted behind our back: declared again on the retry
-        throw error
-      })
-      const results = await call(
-        s,
-        target,
-        indexes.map((i) => batch[i]?.wire as Wire),
-      )
-      for (const [k, index] of indexes.entries()) outcomes[index] = results[k]
-    }
-    // a whole call failed: the kit retries (connection, transient) or tries each entry alone (confirmed ones are skipped)
-    const failed = (await Promise.allSettled([...byTopic].map(sendTopic))).find(
-      (r) => r.status === 'rejected',
-    )
-    if (failed) throw failed.reason
-    return outcomes
+    return entries.map(({ Id }) => (ok.has(Id) ? undefined : entryError(failed.get(Id) ?? UNANSWERED)))
   }
 
   const outbox = createOutbox<SqsSession, Wire>({
     name: 'sqs',
-    supervisor: deps.supervisor,
-    errors: deps.errors,
-    flush,
+    supervisor,
+    errors,
+    // a batch of several topics is one call each
+    flush: flushByKey((entry) => entry.topic, call),
     maxBatchMessages: 10,
-    maxBatchBytes: maxBytes,
+    maxBatchBytes: shape.maxBytes,
     // FIFO: one call after the other keeps the order within each MessageGroupId
     maxInFlight: config.fifo ? 1 : 8,
   })
 
   /** Fan-out on: SNS drops a message for a topic without subscriptions; ask (a question that fails tells nothing). */
   const routed = (topic: string, deadline: number): Promise<boolean> =>
-    deps.supervisor
+    supervisor
       .perform({ operation: 'check subscriptions', topic }, deadline, (s) =>
         topology.hasSubscribers(s, topic),
       )
       .catch((error: unknown) => {
-        deps.context.logger.debug({ topic, err: String(error) }, 'sqs: could not list subscriptions')
+        context.logger.debug({ topic, err: String(error) }, 'sqs: could not list subscriptions')
         return true
       })
 
   return {
     async send(topic: string, messages: OutgoingMessage[], options: SendOptions): Promise<void> {
-      const shape = { fifo: config.fifo, fanout: config.fanout, maxBytes }
       const wires = messages.map((m) => toWire(topic, m, shape)).map((wire) => ({ wire, bytes: wire.bytes }))
       await outbox.send(topic, wires, options.deadline)
       if (!options.detectUnroutable || !config.fanout || (await routed(topic, options.deadline))) return

@@ -5,7 +5,13 @@
  * not to a connection, so a settle survives a reconnect (until the message's visibility runs out).
  */
 import * as SQS from '@aws-sdk/client-sqs'
-import { createOutbox, type ErrorTable, type OutboxEntry, type Supervisor } from '@msgkit/core/adapter'
+import {
+  createOutbox,
+  type ErrorTable,
+  flushByKey,
+  type OutboxEntry,
+  type Supervisor,
+} from '@msgkit/core/adapter'
 import { entryError } from './errors.js'
 import type { SqsSession } from './transport.js'
 
@@ -17,46 +23,34 @@ type Receipt = { url: string; handle: string; seconds?: number }
 export type Receipts = ReturnType<typeof createReceipts>
 
 export function createReceipts(supervisor: Supervisor<SqsSession>, errors: ErrorTable) {
-  const call = async (s: SqsSession, ops: Receipt[]): Promise<unknown[]> => {
-    const { url: QueueUrl, seconds } = ops[0] as Receipt
-    const Entries = ops.map((op, i) => ({
-      Id: `e${i}`,
-      ReceiptHandle: op.handle,
-      VisibilityTimeout: op.seconds,
-    }))
-    const { Failed = [] } = await (seconds === undefined
-      ? s.sqs.send(new SQS.DeleteMessageBatchCommand({ QueueUrl, Entries }))
-      : s.sqs.send(new SQS.ChangeMessageVisibilityBatchCommand({ QueueUrl, Entries: Entries as never })))
-    const failed = new Map(Failed.filter((f) => !SETTLED.test(f.Code ?? '')).map((f) => [f.Id, f]))
-    return ops.map((_, i) => {
-      const f = failed.get(`e${i}`)
-      return f && entryError(f)
-    })
-  }
-
   const outbox = createOutbox<SqsSession, Receipt>({
     name: 'sqs',
     supervisor,
     errors,
     maxBatchMessages: 10,
     maxInFlight: 8,
-    async flush(s, batch: ReadonlyArray<OutboxEntry<Receipt>>) {
-      // one call per kind and queue; a handle's last visibility change wins
-      const calls = new Map<string, Map<string, number>>()
-      for (const [i, { wire }] of batch.entries()) {
-        const call = `${wire.seconds === undefined}\n${wire.url}`
-        calls.set(call, (calls.get(call) ?? new Map()).set(wire.handle, i))
-      }
-      const outcomes: unknown[] = batch.map(() => undefined)
-      for (const indexes of [...calls.values()].map((byHandle) => [...byHandle.values()])) {
-        const results = await call(
-          s,
-          indexes.map((i) => batch[i]?.wire as Receipt),
-        )
-        for (const [k, i] of indexes.entries()) outcomes[i] = results[k]
-      }
-      return outcomes
-    },
+    // one call per kind and queue
+    flush: flushByKey(
+      ({ wire }) => `${wire.seconds === undefined}\n${wire.url}`,
+      async (s, _, batch) => {
+        const { url: QueueUrl, seconds } = (batch[0] as OutboxEntry<Receipt>).wire
+        // a handle's last visibility change wins; the earlier ones are done by it
+        const last = new Map(batch.map(({ wire }, i) => [wire.handle, i]))
+        const Entries = [...last].map(([ReceiptHandle, i]) => ({
+          Id: `e${i}`,
+          ReceiptHandle,
+          VisibilityTimeout: batch[i]?.wire.seconds as number,
+        }))
+        const { Failed = [] } = await (seconds === undefined
+          ? s.sqs.send(new SQS.DeleteMessageBatchCommand({ QueueUrl, Entries }))
+          : s.sqs.send(new SQS.ChangeMessageVisibilityBatchCommand({ QueueUrl, Entries })))
+        const failed = new Map(Failed.filter((f) => !SETTLED.test(f.Code ?? '')).map((f) => [f.Id, f]))
+        return batch.map((_, i) => {
+          const f = failed.get(`e${i}`)
+          return f && entryError(f)
+        })
+      },
+    ),
   })
 
   const submit = (what: string, wire: Receipt, deadline: number): Promise<void> =>

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import * as SNS from '@aws-sdk/client-sns'
 import * as SQS from '@aws-sdk/client-sqs'
 import { ErrorCodes, MsgkitError } from '@msgkit/core'
+import { createDeclarations } from '@msgkit/core/adapter'
 import type { SqsTransportConfig } from './config.js'
 import { isNotFound } from './errors.js'
 import type { SqsSession } from './transport.js'
@@ -34,26 +35,15 @@ export type Naming = ReturnType<typeof createNaming>
 export type GroupQueue = { url: string; arn: string }
 export type Topology = ReturnType<typeof createTopology>
 
-/** Memoise `make` under `key`; a failure is not kept. */
-function once<T>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
-  if (!cache.has(key)) {
-    const p = make()
-    cache.set(key, p)
-    p.catch(() => cache.delete(key))
-  }
-  return cache.get(key) as Promise<T>
-}
+/** Whether what `ask` asks for exists: it answered, or it failed with not-found. */
 const found = (ask: Promise<unknown>): Promise<boolean> =>
-  ask.then(
-    () => true,
-    (error: unknown) => (isNotFound(error) ? false : Promise.reject(error)),
-  )
+  ask.then(() => true).catch((error: unknown) => (isNotFound(error) ? false : Promise.reject(error)))
 
 export function createTopology(config: SqsTransportConfig) {
   const naming = createNaming(config)
   const other = createNaming({ ...config, fifo: !config.fifo })
-  const topics = new Map<string, Promise<string>>()
-  const groups = new Map<string, Promise<GroupQueue>>()
+  /** topics by name, groups by `<topic>\n<group>` */
+  const declared = createDeclarations()
   /** topics seen with a subscription, until when */
   const routable = new Map<string, number>()
 
@@ -107,7 +97,7 @@ export function createTopology(config: SqsTransportConfig) {
 
   /** The SNS topic ARN (fan-out on) or queue URL (off) that `topic` is published to. */
   const ensureTopic = (s: SqsSession, topic: string): Promise<string> =>
-    once(topics, topic, () => openTopic(s, topic))
+    declared.once(topic, () => openTopic(s, topic))
 
   const openGroup = async (s: SqsSession, topic: string, group: string): Promise<GroupQueue> => {
     const target = await ensureTopic(s, topic)
@@ -129,13 +119,10 @@ export function createTopology(config: SqsTransportConfig) {
     if (Object.keys(wanted).length > 0)
       await s.sqs.send(new SQS.SetQueueAttributesCommand({ QueueUrl, Attributes: wanted }))
     if (config.fanout) {
-      const subscription = {
-        TopicArn: target,
-        Protocol: 'sqs',
-        Endpoint: arn,
-        Attributes: { RawMessageDelivery: 'true' },
-      }
-      await s.sns.send(new SNS.SubscribeCommand(subscription))
+      const Attributes = { RawMessageDelivery: 'true' }
+      await s.sns.send(
+        new SNS.SubscribeCommand({ TopicArn: target, Protocol: 'sqs', Endpoint: arn, Attributes }),
+      )
       routable.set(topic, Date.now() + config.routableCacheMs)
     }
     return { url: QueueUrl, arn }
@@ -143,7 +130,7 @@ export function createTopology(config: SqsTransportConfig) {
 
   /** The group's queue, with all around it (topic, subscription, policies). */
   const ensureGroup = (s: SqsSession, topic: string, group: string): Promise<GroupQueue> =>
-    once(groups, `${topic}\n${group}`, () => openGroup(s, topic, group))
+    declared.once(`${topic}\n${group}`, () => openGroup(s, topic, group))
 
   return {
     naming,
@@ -151,11 +138,9 @@ export function createTopology(config: SqsTransportConfig) {
     ensureGroup,
     /** Forget `topic` (and all its groups, or one): it was deleted behind our back. */
     forget(topic: string, group?: string): void {
-      topics.delete(topic)
       routable.delete(topic)
-      for (const key of groups.keys())
-        if (key === `${topic}\n${group}` || (group === undefined && key.startsWith(`${topic}\n`)))
-          groups.delete(key)
+      const prefix = `${topic}\n`
+      declared.forget((key) => key === topic || key === prefix + group || (!group && key.startsWith(prefix)))
     },
     /** Fan-out on: does the topic have a subscription? A yes is remembered for `routableCacheMs`. */
     async hasSubscribers(s: SqsSession, topic: string): Promise<boolean> {

@@ -13,17 +13,19 @@ import {
   type Transport,
   type TransportContext,
 } from '@msgkit/core'
-import { closedError, createSupervisor } from '@msgkit/core/adapter'
+import { closedError, createSubscriptionSet, createSupervisor, httpSessionDriver } from '@msgkit/core/adapter'
 import { clientOptions, endpointLabel, type SqsTransportConfig } from './config.js'
 import { createSqsErrors } from './errors.js'
 import { MAX_HEADER_BYTES, maxBodyBytes, SNS_MAX_BYTES, SQS_MAX_BYTES } from './mapping.js'
 import { createPublisher } from './publisher.js'
 import { createReceipts } from './receipts.js'
-import { createSubscriber } from './subscriber.js'
+import { startSubscriber } from './subscriber.js'
 import { createTopology } from './topology.js'
 
 /** The supervisor's session: one client per service, replaced together after a network failure. */
 export type SqsSession = { sqs: SQS.SQSClient; sns: SNS.SNSClient }
+/** What the publisher and the subscribers share: the config and the transport's kit parts. */
+export type SqsParts = ReturnType<typeof createParts>
 
 /** What SQS (and SNS) do natively, given the config (docs/brokers/sqs.md says why). */
 export function sqsCapabilities(config: SqsTransportConfig): Capabilities {
@@ -45,37 +47,37 @@ export function sqsCapabilities(config: SqsTransportConfig): Capabilities {
   }
 }
 
-export function createSqsTransport(config: SqsTransportConfig, context: TransportContext): Transport {
+/** The error table, the supervisor of the session, the topology and the receipts' outbox. */
+function createParts(config: SqsTransportConfig, context: TransportContext) {
   const where = endpointLabel(config)
   const errors = createSqsErrors({ where, scrub: context.scrub })
-  const close = async (session: SqsSession): Promise<void> => {
-    session.sqs.destroy()
-    session.sns.destroy()
-  }
-  const open = async (): Promise<SqsSession> => {
-    const session = {
-      sqs: new SQS.SQSClient(clientOptions(config)),
-      sns: new SNS.SNSClient(clientOptions(config)),
-    }
-    const answer = await session.sqs
-      .send(new SQS.ListQueuesCommand({ MaxResults: 1 }))
-      .catch((error: unknown) => error)
-    // a refusal by a reachable service that knew the signature (AccessDenied) still means up
-    if (!(answer instanceof Error) || errors.classify(answer) === 'fatal') return session
-    await close(session)
-    throw answer
-  }
   const supervisor = createSupervisor<SqsSession>({
     name: 'sqs',
     context,
     errors,
-    driver: { endpoints: [where], open, close },
+    driver: httpSessionDriver({
+      endpoint: where,
+      errors,
+      create: () => ({
+        sqs: new SQS.SQSClient(clientOptions(config)),
+        sns: new SNS.SNSClient(clientOptions(config)),
+      }),
+      probe: (session) => session.sqs.send(new SQS.ListQueuesCommand({ MaxResults: 1 })),
+      destroy(session) {
+        session.sqs.destroy()
+        session.sns.destroy()
+      },
+    }),
   })
-  const topology = createTopology(config)
-  const receipts = createReceipts(supervisor, errors)
-  const publisher = createPublisher({ config, supervisor, errors, topology, context })
-  const subscribers = new Set<{ close(): Promise<void> }>()
-  const deadline = (): number => Date.now() + config.provisionTimeoutMs
+  const [topology, receipts] = [createTopology(config), createReceipts(supervisor, errors)]
+  return { config, context, where, errors, supervisor, topology, receipts }
+}
+
+export function createSqsTransport(config: SqsTransportConfig, context: TransportContext): Transport {
+  const parts = createParts(config, context)
+  const { supervisor, topology, receipts } = parts
+  const publisher = createPublisher(parts)
+  const subscriptions = createSubscriptionSet('sqs')
   let closing: Promise<void> | undefined
 
   return {
@@ -83,37 +85,29 @@ export function createSqsTransport(config: SqsTransportConfig, context: Transpor
     capabilities: sqsCapabilities(config),
     telemetry: {
       system: 'aws_sqs',
-      serverAddress: config.endpoint ? new URL(config.endpoint).hostname : where,
+      serverAddress: config.endpoint ? new URL(config.endpoint).hostname : parts.where,
     },
     connect: () => supervisor.connect().then(() => {}),
     send: (topic, messages, options) => publisher.send(topic, messages, options),
     async provision(topic, group) {
       if (closing) throw closedError('sqs')
-      await supervisor.perform({ operation: 'provision', topic }, deadline(), (s) =>
+      const deadline = Date.now() + config.provisionTimeoutMs
+      await supervisor.perform({ operation: 'provision', topic }, deadline, (s) =>
         topology.ensureGroup(s, topic, group),
       )
     },
     async subscribe(request, onDelivery) {
-      if (closing) throw closedError('sqs')
       const topic = request.topic
       if (topic === undefined)
         throw new MsgkitError(
           ErrorCodes.CAPABILITY_UNSUPPORTED,
           'SNS has no topic patterns: subscribe to each topic.',
         )
-      const onClosed = () => subscribers.delete(subscriber)
-      const deps = { config, supervisor, topology, receipts, errors, context, onClosed }
-      const subscriber = createSubscriber({ ...request, topic }, onDelivery, deps)
-      subscribers.add(subscriber)
-      await subscriber.start().catch(async (error: unknown) => {
-        await subscriber.close()
-        throw error
-      })
-      return subscriber
+      return subscriptions.add(() => startSubscriber({ ...request, topic }, onDelivery, parts))
     },
     close() {
       closing ??= (async () => {
-        await Promise.allSettled([...subscribers].map((s) => s.close()))
+        await subscriptions.close()
         await Promise.all([publisher.close(), receipts.close()])
         await supervisor.close()
       })()
