@@ -1,8 +1,13 @@
 /**
  * The publishing side on the kit's outbox: concurrent sends are batched by the outbox, and a batch
- * goes out as one kafkajs `sendBatch` with acks=-1 (every in-sync replica has it). A topic seen for
- * the first time is created (or checked) inside the flush, so its wait counts against each
- * message's deadline like any other outage.
+ * goes out as one kafkajs `send` per partition, all at once, with acks=-1 (every in-sync replica
+ * has it). Per partition because a produce request is atomic only per partition: one `sendBatch`
+ * over several partitions that fails on one of them (a leader not ready after a restart) has
+ * written the others, and sending it all again duplicated them. Each record's partition is chosen
+ * here, once, by kafkajs's default partitioner (murmur2 of the key, as any Kafka client; round
+ * robin without a key), so a retry goes to the same partition; what one partition's send confirmed
+ * is not sent again (the kit's `flushByKey`). A topic seen for the first time is created (or
+ * checked) inside the flush, so its wait counts against each message's deadline like any other outage.
  *
  * After any failed batch the session's idempotent producer is renewed (transport.ts): kafkajs rolls its sequence
  * numbers back on failure, and reusing them after a batch that may have been written could make
@@ -10,8 +15,14 @@
  * duplicate (at-least-once), never a loss.
  */
 import { ErrorCodes, MsgkitError, type OutgoingMessage } from '@msgkit/core'
-import { createOutbox, type ErrorTable, type Supervisor } from '@msgkit/core/adapter'
-import { CompressionTypes, type Message } from 'kafkajs'
+import {
+  createOutbox,
+  type ErrorTable,
+  flushByKey,
+  type OutboxEntry,
+  type Supervisor,
+} from '@msgkit/core/adapter'
+import { CompressionTypes, type Message, Partitioners, type PartitionMetadata } from 'kafkajs'
 import type { KafkaTransportConfig } from './config.js'
 import { encodeRecord, RECORD_BATCH_HEADER_BYTES } from './mapping.js'
 import type { Topology } from './topology.js'
@@ -28,22 +39,41 @@ export function createPublisher(deps: {
   const gzipSlack = (bytes: number): number =>
     config.compression === 'gzip' ? Math.ceil(bytes / 16_384) * 5 + 64 : 0
 
-  const sendBatch = async (session: KafkaSession, batch: ReadonlyArray<{ topic: string; wire: Message }>) => {
-    const byTopic = new Map<string, Message[]>()
-    for (const { topic, wire } of batch) {
-      const list = byTopic.get(topic)
-      if (list) list.push(wire)
-      else byTopic.set(topic, [wire])
+  const partitioner = Partitioners.DefaultPartitioner()
+  const layouts = new Map<number, PartitionMetadata[]>()
+  /** the partition kafkajs would pick for `wire` on a topic of `count` partitions, each with a leader */
+  const partitionOf = (topic: string, count: number, wire: Message): number => {
+    let partitionMetadata = layouts.get(count)
+    if (!partitionMetadata) {
+      const ids = Array.from({ length: count }, (_, partitionId) => partitionId)
+      partitionMetadata = ids.map((partitionId) => ({
+        partitionId,
+        leader: 0,
+        partitionErrorCode: 0,
+        replicas: [],
+        isr: [],
+      }))
+      layouts.set(count, partitionMetadata)
     }
-    await session.producer.use((producer) =>
-      producer.sendBatch({
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-        acks: -1,
-        timeout: config.requestTimeout,
-        compression: config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-      }),
-    )
+    return partitioner({ topic, partitionMetadata, message: wire })
   }
+
+  const sendPerPartition = flushByKey<KafkaSession, Message>(
+    (entry) => `${entry.wire.partition}\u0000${entry.topic}`,
+    async (session, _key, entries) => {
+      const [{ topic }] = entries as [OutboxEntry<Message>]
+      await session.producer.use((producer) =>
+        producer.send({
+          topic,
+          messages: entries.map((entry) => entry.wire),
+          acks: -1,
+          timeout: config.requestTimeout,
+          compression: config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+        }),
+      )
+      return undefined
+    },
+  )
 
   const outbox = createOutbox<KafkaSession, Message>({
     name: 'kafka',
@@ -56,15 +86,17 @@ export function createPublisher(deps: {
     async flush(session, batch) {
       const refused = new Map<string, unknown>()
       for (const topic of new Set(batch.map((entry) => entry.topic))) {
-        await session.admin
-          .use((admin) => topology.ensureTopic(admin, topic))
-          .catch((error: unknown) => {
-            if (batch.length === 1 || errors.classify(error) === 'connection') throw error
-            refused.set(topic, error)
-          })
+        try {
+          const count = await session.admin.use((admin) => topology.ensureTopic(admin, topic))
+          for (const { topic: t, wire } of batch)
+            if (t === topic && wire.partition === undefined) wire.partition = partitionOf(topic, count, wire)
+        } catch (error) {
+          if (batch.length === 1 || errors.classify(error) === 'connection') throw error
+          refused.set(topic, error)
+        }
       }
       const ready = refused.size === 0 ? batch : batch.filter((entry) => !refused.has(entry.topic))
-      if (ready.length > 0) await sendBatch(session, ready)
+      if (ready.length > 0) await sendPerPartition(session, ready)
       return refused.size === 0 ? undefined : batch.map((entry) => refused.get(entry.topic))
     },
   })

@@ -53,7 +53,8 @@ export function createTopology(kafka: Kafka, config: KafkaTransportConfig, logge
     return cluster.findGroupCoordinator({ groupId: group })
   }
 
-  const ensureTopic = (admin: Admin, topic: string): Promise<void> =>
+  /** Creates the topic (or checks that it exists) once; resolves to its number of partitions. */
+  const ensureTopic = (admin: Admin, topic: string): Promise<number> =>
     declared.once(topic, async () => {
       if (config.autoCreateTopics) {
         await admin.createTopics({
@@ -62,6 +63,9 @@ export function createTopology(kafka: Kafka, config: KafkaTransportConfig, logge
           timeout: Math.max(5_000, config.requestTimeout),
         })
       } else if (!(await admin.listTopics()).includes(topic)) throw new KafkaTopicMissingError(topic)
+      // not fetchTopicMetadata: it replaces the admin's cached metadata with this topic's alone,
+      // and a concurrent fetchTopicOffsets of another topic then finds no partitions
+      return (await admin.fetchTopicOffsets(topic)).length || 1
     })
 
   const initGroupOffsets = async (admin: Admin, topic: string, group: string): Promise<void> => {
