@@ -36,7 +36,7 @@ const BROKERS = {
   'kafka-cluster': {
     script: 'scripts/brokers/kafka-cluster.sh',
     tests: ['test/brokers/kafka-cluster-failover.test.ts'],
-    url: 'kafka://127.0.0.1:39091,127.0.0.1:39092,127.0.0.1:39093',
+    url: 'kafka://127.0.0.1:29091,127.0.0.1:29092,127.0.0.1:29093',
   },
   'rabbitmq-cluster': {
     script: 'scripts/brokers/rabbitmq-cluster.sh',
@@ -71,6 +71,8 @@ for (const name of selected) {
       `\n✗ ${name}: the broker did not start. See the output above; try \`bash ${script} start\` by hand, and its logs under .brokers/${name}/.`,
     )
     results.push({ name, ok: false, why: 'broker did not start' })
+    // a half-started broker (a cluster with some nodes up) must not outlive the run
+    if (!wasRunning) run('bash', [script, 'stop'])
     continue
   }
   const files = tests.filter((t) => existsSync(join(root, t)))

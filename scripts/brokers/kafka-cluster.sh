@@ -18,17 +18,20 @@
 #
 # Idempotent like kafka.sh: start on a running cluster only starts what is missing and checks it;
 # stop on a stopped cluster does nothing. Data stays in .brokers/kafka-cluster/node<n>/data.
-# Loopback only. Node n listens on PLAINTEXT 3909<n> (clients) and CONTROLLER 3919<n>; none of them
+# Loopback only, below Linux's ephemeral port range (32768-60999): at 3909x a node's connect to a
+# peer's controller port that was not listening yet could self-connect from that very port and take
+# it (bind: Address already in use, seen once in CI). Node n listens on PLAINTEXT 2909<n> (clients)
+# and CONTROLLER 2919<n>; none of them
 # clash with the single-node broker (9092, 9093, 19092), which may run at the same time.
-# Clients: kafka://127.0.0.1:39091,127.0.0.1:39092,127.0.0.1:39093
+# Clients: kafka://127.0.0.1:29091,127.0.0.1:29092,127.0.0.1:29093
 #
 # Settings for no loss with acks=all: default.replication.factor=3, min.insync.replicas=2, no unclean
 # leader election, internal topics (offsets, transactions, share state) with 3 replicas, min ISR 2.
 #
 # Environment (all optional):
 #   KAFKA_CLUSTER_HEAP        JVM heap flags per node (default "-Xmx384m -Xms128m")
-#   KAFKA_CLUSTER_PORT        node 1's client port; node n uses +n-1 (default 39091)
-#   KAFKA_CLUSTER_CONTROLLER_PORT  node 1's controller port; node n uses +n-1 (default 39191)
+#   KAFKA_CLUSTER_PORT        node 1's client port; node n uses +n-1 (default 29091)
+#   KAFKA_CLUSTER_CONTROLLER_PORT  node 1's controller port; node n uses +n-1 (default 29191)
 #   KAFKA_READY_TIMEOUT       seconds to wait for the cluster / a revived node (default 120)
 #   KAFKA_STOP_TIMEOUT        seconds before SIGKILL (default 20)
 #   KAFKA_VERSION, LOG4J_VERSION, MSGKIT_BROKERS_DIR: as for kafka.sh
@@ -46,8 +49,8 @@ LIB="$BROKERS_DIR/kafka/lib"
 CLUSTER_ID_FILE="$CDIR/cluster.id"
 HOST="127.0.0.1"
 NODES=(1 2 3)
-PORT0="${KAFKA_CLUSTER_PORT:-39091}"
-CONTROLLER_PORT0="${KAFKA_CLUSTER_CONTROLLER_PORT:-39191}"
+PORT0="${KAFKA_CLUSTER_PORT:-29091}"
+CONTROLLER_PORT0="${KAFKA_CLUSTER_CONTROLLER_PORT:-29191}"
 READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-120}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-20}"
 HEAP="${KAFKA_CLUSTER_HEAP:--Xmx384m -Xms128m}"
@@ -256,7 +259,7 @@ wait_until() { # wait_until "what" COMMAND... — poll every 0.2 s up to READY_T
         die "node $node exited while waiting for $what (logs above)" \
           "read $(node_dir "$node")/logs/server.log" \
           "a foreign or corrupt data dir (e.g. another cluster id): $0 stop && rm -rf '$CDIR' && $0 start" \
-          "ports in use: ss -ltnp | grep -E ':(3909|3919)[1-3]'"
+          "ports in use: ss -ltnp | grep -E ':(2909|2919)[1-3]'"
       fi
     done
     if [ "$(now_us)" -ge "$deadline" ]; then
