@@ -60,8 +60,9 @@ export function createTopology(config: RabbitmqTransportConfig) {
   if (config.queueExpiresMs !== undefined) queueArguments['x-expires'] = config.queueExpiresMs
 
   const once = (model: ChannelModel, key: string, work: (ch: Channel) => Promise<unknown>): Promise<void> => {
-    if (!declared.has(model)) declared.set(model, createDeclarations())
-    return declared.get(model)!.once(key, () => onChannel(model, work).then(() => {}))
+    const onModel = declared.get(model) ?? createDeclarations()
+    declared.set(model, onModel)
+    return onModel.once(key, () => onChannel(model, work).then(() => {}))
   }
 
   const ensurePatternExchange = (model: ChannelModel) =>

@@ -69,7 +69,8 @@ function createParts(config: SqsTransportConfig, context: TransportContext) {
       },
     }),
   })
-  const [topology, receipts] = [createTopology(config), createReceipts(supervisor, errors)]
+  const topology = createTopology(config)
+  const receipts = createReceipts(supervisor, errors)
   return { config, context, where, errors, supervisor, topology, receipts }
 }
 

@@ -67,7 +67,12 @@ export function createPullLoop<S>(options: PullLoopOptions<S>): PullLoop {
   const whenStopped = new Promise<undefined>((resolve) =>
     stopping.signal.addEventListener('abort', () => resolve(undefined)),
   )
-  let [reserved, open, failures, idle] = [0, 0, 0, true]
+  /** what the open pulls may still bring */
+  let reserved = 0
+  let open = 0
+  let failures = 0
+  /** the last pull came back empty */
+  let idle = true
   let wake = (): void => {}
   let loop: Promise<void> = Promise.resolve()
   let grace: NodeJS.Timeout | undefined
@@ -100,9 +105,11 @@ export function createPullLoop<S>(options: PullLoopOptions<S>): PullLoop {
       const free = prefetch - counter.count - reserved
       if (free > 0 && open < (idle ? 1 : options.maxPulls)) {
         const want = Math.min(options.maxBatch, free)
-        ;[reserved, open] = [reserved + want, open + 1]
+        reserved += want
+        open += 1
         void pullOnce(want).finally(() => {
-          ;[reserved, open] = [reserved - want, open - 1]
+          reserved -= want
+          open -= 1
           wake()
         })
         continue
