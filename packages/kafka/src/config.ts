@@ -1,6 +1,7 @@
 /** The Kafka transport's configuration: zod schema, defaults, the `kafka://` URL mapping, and the kafkajs client it makes. */
 import type { Logger, ParsedUrl } from '@msgkit/core'
 import { nestParams } from '@msgkit/core'
+import { flagSchema, intSchema, tlsSchema, tlsSocketOptions } from '@msgkit/core/adapter'
 import { Kafka, type KafkaConfig, logLevel, type RetryOptions, type SASLOptions } from 'kafkajs'
 import { z } from 'zod'
 
@@ -13,27 +14,11 @@ export const KAFKA_DEFAULT_MESSAGE_MAX_BYTES = 1_048_588
  */
 export const RECORD_OVERHEAD_BYTES = 8_192
 
-const boolish = z.union([z.boolean(), z.stringbool()])
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
 const credentials = { username: z.string().min(1, 'a SASL user name is required'), password: z.string() }
 const saslSchema = z.discriminatedUnion('mechanism', [
   z.object({ mechanism: z.literal('plain'), ...credentials }).strict(),
   z.object({ mechanism: z.literal('scram-sha-256'), ...credentials }).strict(),
   z.object({ mechanism: z.literal('scram-sha-512'), ...credentials }).strict(),
-])
-const pem = z.union([z.string(), z.array(z.string())])
-const tlsSchema = z.union([
-  boolish,
-  z
-    .object({
-      ca: pem.optional(),
-      cert: pem.optional(),
-      key: pem.optional(),
-      passphrase: z.string().optional(),
-      servername: z.string().optional(),
-      rejectUnauthorized: boolish.optional(),
-    })
-    .strict(),
 ])
 
 /** Validates and defaults the Kafka transport's options (each one is explained in docs/brokers/kafka.md). */
@@ -44,28 +29,29 @@ export const kafkaConfigSchema = z
       .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port'))
       .min(1, 'at least one broker (host:port) is required'),
     sasl: saslSchema.optional(),
-    ssl: tlsSchema.optional(),
-    autoCreateTopics: boolish.default(true),
-    partitions: int(1, 10_000).default(3),
+    /** kafkajs's name for it; the kit's TLS block (PEM inline or `…File`) */
+    ssl: tlsSchema,
+    autoCreateTopics: flagSchema.default(true),
+    partitions: intSchema(1, 10_000).default(3),
     replicationFactor: z.coerce
       .number()
       .int()
       .refine((n) => n === -1 || (n >= 1 && n <= 100), 'must be -1 (broker default) or 1-100')
       .default(-1),
-    sessionTimeout: int(1_000, 600_000).default(10_000),
-    heartbeatInterval: int(100, 60_000).default(1_000),
-    rebalanceTimeout: int(1_000, 600_000).default(30_000),
-    maxWaitTime: int(10, 60_000).default(1_000),
-    connectionTimeout: int(100, 120_000).default(3_000),
-    requestTimeout: int(100, 600_000).default(30_000),
+    sessionTimeout: intSchema(1_000, 600_000).default(10_000),
+    heartbeatInterval: intSchema(100, 60_000).default(1_000),
+    rebalanceTimeout: intSchema(1_000, 600_000).default(30_000),
+    maxWaitTime: intSchema(10, 60_000).default(1_000),
+    connectionTimeout: intSchema(100, 120_000).default(3_000),
+    requestTimeout: intSchema(100, 600_000).default(30_000),
     /** one connect attempt (a first connect, or a probe while reconnecting) gives up after this long */
-    connectTimeout: int(500, 600_000).default(8_000),
+    connectTimeout: intSchema(500, 600_000).default(8_000),
     compression: z.enum(['none', 'gzip']).default('none'),
-    linger: int(0, 10_000).default(0),
-    idempotent: boolish.default(true),
-    messageMaxBytes: int(4_096, 2_147_483_647).default(KAFKA_DEFAULT_MESSAGE_MAX_BYTES),
-    maxHeaderBytes: int(256, 1_048_576).default(16_384),
-    patternRefreshInterval: int(100, 3_600_000).default(3_000),
+    linger: intSchema(0, 10_000).default(0),
+    idempotent: flagSchema.default(true),
+    messageMaxBytes: intSchema(4_096, 2_147_483_647).default(KAFKA_DEFAULT_MESSAGE_MAX_BYTES),
+    maxHeaderBytes: intSchema(256, 1_048_576).default(16_384),
+    patternRefreshInterval: intSchema(100, 3_600_000).default(3_000),
   })
   .strict()
   .refine((c) => c.heartbeatInterval < c.sessionTimeout, {
@@ -139,7 +125,7 @@ export function createKafkaClient(config: KafkaTransportConfig, logger: Logger):
       },
   }
   if (config.sasl) options.sasl = { ...config.sasl } as SASLOptions
-  if (config.ssl !== undefined && config.ssl !== false)
-    options.ssl = config.ssl === true ? true : { ...config.ssl }
+  const ssl = tlsSocketOptions(config.ssl)
+  if (ssl) options.ssl = ssl
   return new Kafka(options)
 }

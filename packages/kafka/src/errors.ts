@@ -3,7 +3,7 @@
  * by kafkajs error class name and Kafka protocol error type (data, never regexes on message text).
  */
 import { type ErrorCode, ErrorCodes, isMsgkitError, MsgkitError } from '@msgkit/core'
-import { type ErrorTable, namesTable } from '@msgkit/core/adapter'
+import { type ErrorTable, type FailureKind, finalErrorCode, namesTable } from '@msgkit/core/adapter'
 
 /** How msgkit sees a kafkajs error. */
 export type ErrorClass = 'connection' | 'transient' | 'auth' | 'too-large' | 'rejected'
@@ -65,14 +65,9 @@ export function classifyKafka(error: unknown): ErrorClass | undefined {
   return BY_NAME.get(String(root.name)) ?? BY_NAME.get(String(root.code))
 }
 
-function codeFor(klass: ErrorClass | undefined, operation: string): ErrorCode {
-  if (klass === 'auth') return ErrorCodes.AUTH_FAILED
-  if (klass === 'too-large') return ErrorCodes.MESSAGE_TOO_LARGE
-  if (operation === 'connect') return ErrorCodes.CONNECTION_FAILED
-  if (operation === 'publish' && klass === 'rejected') return ErrorCodes.PUBLISH_REJECTED
-  if (operation === 'publish' && klass !== undefined) return ErrorCodes.PUBLISH_TIMEOUT
-  return ErrorCodes.TRANSPORT_ERROR
-}
+/** The kit's kind: a message too large or refused is final for that message; unknown errors are not retried. */
+const kindOf = (klass: ErrorClass | undefined): FailureKind =>
+  klass === undefined || klass === 'too-large' || klass === 'rejected' ? 'fatal' : klass
 
 const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCodes.AUTH_FAILED]:
@@ -85,15 +80,15 @@ export function createKafkaErrors(scrub: (text: string) => string): ErrorTable {
   return {
     classify(error) {
       if (isMsgkitError(error)) return error.retriable ? 'transient' : 'fatal'
-      const klass = classifyKafka(error)
-      // a message too large or refused is final for that message; unknown errors are not retried
-      return klass === undefined || klass === 'too-large' || klass === 'rejected' ? 'fatal' : klass
+      return kindOf(classifyKafka(error))
     },
     toError(error, context) {
       if (isMsgkitError(error)) return error
       const root = rootCause(error) as KafkaLikeError | null
       const klass = classifyKafka(error)
-      const code = codeFor(klass, context.operation)
+      const kind = kindOf(klass)
+      const code =
+        klass === 'too-large' ? ErrorCodes.MESSAGE_TOO_LARGE : finalErrorCode(kind, context.operation)
       const raw = String(root?.message ?? root ?? 'unknown error')
       const detail = scrub(raw)
       const where = `${context.topic ? ` ${context.topic}` : ''}${context.endpoint ? ` at ${context.endpoint}` : ''}`
@@ -102,7 +97,7 @@ export function createKafkaErrors(scrub: (text: string) => string): ErrorTable {
         code,
         `Kafka ${context.operation}${where} failed: ${detail}${type}.${HINTS[code] ?? ''}`,
         {
-          retriable: klass === 'connection' || klass === 'transient',
+          retriable: kind === 'connection' || kind === 'transient',
           details: { kafkaError: root?.name, kafkaType: root?.type },
           // kafkajs errors carry no credentials, but where a secret was scrubbed keep only the scrubbed text
           cause: detail === raw ? error : new Error(detail),

@@ -40,22 +40,20 @@ export function createPublisher(deps: {
     config.compression === 'gzip' ? Math.ceil(bytes / 16_384) * 5 + 64 : 0
 
   const partitioner = Partitioners.DefaultPartitioner()
+  /** per partition count: what the partitioner reads of a topic whose partitions all have a leader */
   const layouts = new Map<number, PartitionMetadata[]>()
-  /** the partition kafkajs would pick for `wire` on a topic of `count` partitions, each with a leader */
-  const partitionOf = (topic: string, count: number, wire: Message): number => {
-    let partitionMetadata = layouts.get(count)
-    if (!partitionMetadata) {
-      const ids = Array.from({ length: count }, (_, partitionId) => partitionId)
-      partitionMetadata = ids.map((partitionId) => ({
-        partitionId,
-        leader: 0,
-        partitionErrorCode: 0,
-        replicas: [],
-        isr: [],
-      }))
-      layouts.set(count, partitionMetadata)
-    }
-    return partitioner({ topic, partitionMetadata, message: wire })
+  const layout = (count: number): PartitionMetadata[] =>
+    Array.from({ length: count }, (_, id) => ({
+      partitionId: id,
+      leader: 0,
+      partitionErrorCode: 0,
+      replicas: [],
+      isr: [],
+    }))
+  /** the partition kafkajs would pick for `message` on a topic of `count` partitions */
+  const partitionOf = (topic: string, count: number, message: Message): number => {
+    if (!layouts.has(count)) layouts.set(count, layout(count))
+    return partitioner({ topic, partitionMetadata: layouts.get(count) ?? [], message })
   }
 
   const sendPerPartition = flushByKey<KafkaSession, Message>(

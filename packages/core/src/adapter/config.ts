@@ -21,10 +21,12 @@ export const hostsSchema = z
   .min(1)
   .default([{ host: 'localhost' }])
 
-const pem = z.union([z.string(), z.instanceof(Buffer)]).optional()
+const onePem = z.union([z.string(), z.instanceof(Buffer)])
+/** one PEM, or several (a CA bundle split into certificates, an intermediate chain) */
+const pem = z.union([onePem, z.array(onePem).min(1)]).optional()
 const file = z.string().min(1).optional()
 
-/** CA(s) to trust, client certificate and key (mutual TLS): PEM inline, or `…File` paths to read */
+/** CA(s) to trust, client certificate and key (mutual TLS): PEM inline (one or a list), or `…File` paths to read */
 export const tlsOptionsSchema = z.strictObject({
   ...{ ca: pem, caFile: file, cert: pem, certFile: file, key: pem, keyFile: file },
   passphrase: z.string().optional(),
@@ -43,11 +45,12 @@ export type TlsOptions = z.infer<typeof tlsOptionsSchema>
 export function tlsSocketOptions(tls: boolean | TlsOptions): Record<string, unknown> | undefined {
   if (tls === false) return undefined
   if (tls === true) return { rejectUnauthorized: true }
-  const read = (inline?: string | Buffer, path?: string) => inline ?? (path ? readFileSync(path) : undefined)
+  type Pem = string | Buffer | Array<string | Buffer>
+  const read = (inline?: Pem, path?: string) => inline ?? (path ? readFileSync(path) : undefined)
   const ca = read(tls.ca, tls.caFile)
   const options: Record<string, unknown> = { rejectUnauthorized: tls.rejectUnauthorized }
   const values = {
-    ca: ca && [ca],
+    ca: ca && [ca].flat(),
     cert: read(tls.cert, tls.certFile),
     key: read(tls.key, tls.keyFile),
     passphrase: tls.passphrase,

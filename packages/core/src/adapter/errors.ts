@@ -53,13 +53,15 @@ export function finalError(errors: ErrorTable, error: unknown, context: FailureC
 
 /**
  * The code of a final error, the same on every broker: refused credentials are MSGKIT_AUTH_FAILED,
- * anything else on (re)connect MSGKIT_CONNECTION_FAILED, a refused publish MSGKIT_PUBLISH_REJECTED,
- * the rest MSGKIT_TRANSPORT_ERROR. An adapter may be more precise (MSGKIT_MESSAGE_TOO_LARGE).
+ * anything else on (re)connect MSGKIT_CONNECTION_FAILED; a publish refused for good
+ * MSGKIT_PUBLISH_REJECTED, one whose retriable failure outlasted it MSGKIT_PUBLISH_TIMEOUT (it may or
+ * may not be stored); the rest MSGKIT_TRANSPORT_ERROR. An adapter may be more precise (MSGKIT_MESSAGE_TOO_LARGE).
  */
 export function finalErrorCode(kind: FailureKind, operation: string): ErrorCode {
   if (kind === 'auth') return ErrorCodes.AUTH_FAILED
   if (operation === 'connect' || operation === 'reconnect') return ErrorCodes.CONNECTION_FAILED
-  return operation === 'publish' ? ErrorCodes.PUBLISH_REJECTED : ErrorCodes.TRANSPORT_ERROR
+  if (operation !== 'publish') return ErrorCodes.TRANSPORT_ERROR
+  return kind === 'fatal' ? ErrorCodes.PUBLISH_REJECTED : ErrorCodes.PUBLISH_TIMEOUT
 }
 
 /**

@@ -51,6 +51,8 @@ describe('finalErrorCode', () => {
     expect(finalErrorCode('connection', 'connect')).toBe(ErrorCodes.CONNECTION_FAILED)
     expect(finalErrorCode('fatal', 'reconnect')).toBe(ErrorCodes.CONNECTION_FAILED)
     expect(finalErrorCode('fatal', 'publish')).toBe(ErrorCodes.PUBLISH_REJECTED)
+    expect(finalErrorCode('connection', 'publish')).toBe(ErrorCodes.PUBLISH_TIMEOUT)
+    expect(finalErrorCode('transient', 'publish')).toBe(ErrorCodes.PUBLISH_TIMEOUT)
     expect(finalErrorCode('transient', 'provision')).toBe(ErrorCodes.TRANSPORT_ERROR)
   })
 })
