@@ -24,6 +24,7 @@ import {
 } from '@msgkit/core/adapter'
 import { CompressionTypes, type Message, Partitioners, type PartitionMetadata } from 'kafkajs'
 import type { KafkaTransportConfig } from './config.js'
+import { staleMetadata } from './errors.js'
 import { encodeRecord, RECORD_BATCH_HEADER_BYTES } from './mapping.js'
 import type { Topology } from './topology.js'
 import type { KafkaSession } from './transport.js'
@@ -60,15 +61,21 @@ export function createPublisher(deps: {
     (entry) => `${entry.wire.partition}\u0000${entry.topic}`,
     async (session, _key, entries) => {
       const [{ topic }] = entries as [OutboxEntry<Message>]
-      await session.producer.use((producer) =>
-        producer.send({
-          topic,
-          messages: entries.map((entry) => entry.wire),
-          acks: -1,
-          timeout: config.requestTimeout,
-          compression: config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-        }),
-      )
+      await session.producer
+        .use((producer) =>
+          producer.send({
+            topic,
+            messages: entries.map((entry) => entry.wire),
+            acks: -1,
+            timeout: config.requestTimeout,
+            compression: config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+          }),
+        )
+        .catch((error: unknown) => {
+          // deleted behind our back (or not spread yet): the retry creates or checks it again
+          if (staleMetadata(error)) topology.forget(topic)
+          throw error
+        })
       return undefined
     },
   )

@@ -24,7 +24,7 @@ import {
 } from 'kafkajs'
 import { subscriptionAwareAssigner } from './assigner.js'
 import { BROKER_WAIT_MS, CLIENT_RETRY, type KafkaTransportConfig } from './config.js'
-import { rootCause } from './errors.js'
+import { rootCause, staleMetadata } from './errors.js'
 import { decodeRecord } from './mapping.js'
 import type { Topology } from './topology.js'
 import type { KafkaSession } from './transport.js'
@@ -69,6 +69,8 @@ export async function startSubscriber(
   /** the supervisor's session when this member last fetched: a crash after it is an outage of that one */
   let healthy: KafkaSession | undefined
   let memberId: string | undefined
+  /** a member failed because a topic is gone (deleted behind our back): its replacement creates it again */
+  let topicsGone = false
   /** a crashed member's id, to remove from the group until it must have expired by itself */
   let crashed: { memberId: string; until: number } | undefined
   let halted = false
@@ -189,6 +191,7 @@ export async function startSubscriber(
     })
     c.on(c.events.CRASH, ({ payload: { error } }) => {
       if (!slot.crashed(c, error)) return
+      topicsGone ||= staleMetadata(error)
       if (memberId !== undefined)
         crashed = { memberId, until: Date.now() + Math.max(60_000, 2 * config.sessionTimeout) }
       revokeAll()
@@ -232,6 +235,16 @@ export async function startSubscriber(
         await sleep(200)
       }
       crashed = undefined
+      if (topicsGone) {
+        for (const t of topics) topology.forget(t)
+        for (const t of topics)
+          await supervisor.perform(
+            { operation: 'subscribe', topic: t },
+            Date.now() + BROKER_WAIT_MS,
+            (session) => session.admin.use((admin) => topology.ensureTopic(admin, t)),
+          )
+        topicsGone = false
+      }
     },
     async start(c) {
       memberTopics = topics.size
@@ -250,8 +263,10 @@ export async function startSubscriber(
       await kit.bounded(c.disconnect(), LEAVE_MS)
       retiring = undefined
     },
-    onFailure: (error, failures) =>
-      logger.warn({ group, what, failures, err: String(error) }, 'kafka: replacing the consumer failed'),
+    onFailure(error, failures) {
+      topicsGone ||= staleMetadata(error)
+      logger.warn({ group, what, failures, err: String(error) }, 'kafka: replacing the consumer failed')
+    },
   })
 
   const matchingTopics = async (): Promise<string[]> => {

@@ -104,6 +104,10 @@ export function createTopology(kafka: Kafka, config: KafkaTransportConfig, logge
         await initGroupOffsets(admin, topic, group)
       }),
 
+    /** The topic was deleted behind our back: create (or check) it again on its next use. */
+    forget: (topic: string): void =>
+      declared.forget((key) => key === topic || key.startsWith(`${topic}\u0000`)),
+
     /** Removes a member (a crashed consumer of ours) from its group at once, not after its session timeout. */
     async leaveGroup(group: string, memberId: string): Promise<void> {
       // a public method of kafkajs's Broker that its typings omit

@@ -352,6 +352,48 @@ describe('kafka transport on a real broker', () => {
     console.log(`[kafka] publish + provision after a topic was deleted: ${Date.now() - started} ms`)
   }, 90_000)
 
+  it('heals a deleted topic: publishing creates it again; a subscription comes back by itself and gets every later message', async () => {
+    const messaging = await open()
+    const errors: string[] = []
+    messaging.on('error', (event) => errors.push(String(event.error)))
+    const admin = new Kafka({
+      clientId: 'msgkit-test-other',
+      brokers: brokersOf(url),
+      logLevel: logLevel.NOTHING,
+    }).admin()
+    await admin.connect()
+    try {
+      // publishing only: the topic is known to the instance (created once), then deleted
+      const published = topic()
+      await messaging.publish(published, 'before')
+      await admin.deleteTopics({ topics: [published], timeout: 30_000 })
+      let started = Date.now()
+      await messaging.publish(published, 'after the delete', { timeoutMs: 20_000 })
+      console.log(`[kafka] deleted topic: publish after ${Date.now() - started} ms`)
+      expect((await admin.fetchTopicOffsets(published)).reduce((n, p) => n + Number(p.high), 0)).toBe(1)
+
+      // a live subscription: its member fails, the replacement creates the topic again
+      const name = topic()
+      const spy = createHandlerSpy()
+      await messaging.subscribe(name, { group: 'heal' }, spy.handler)
+      await messaging.publish(name, 'before')
+      await spy.waitForMessage((m) => m.body === 'before', { timeoutMs: 20_000 })
+      await admin.deleteTopics({ topics: [name], timeout: 30_000 })
+      const listed = async () => (await admin.listTopics()).includes(name)
+      await waitFor(async () => !(await listed()), { timeoutMs: 30_000, intervalMs: 100 })
+      await waitFor(listed, { timeoutMs: 30_000, intervalMs: 200 })
+      console.log(`[kafka] deleted topic: the subscription created it again; error events: ${errors.length}`)
+      started = Date.now()
+      const later = await Promise.all(['one', 'two', 'three'].map((body) => messaging.publish(name, body)))
+      for (const m of later) await spy.waitForMessage((x) => x.id === m.id, { timeoutMs: 30_000 })
+      console.log(`[kafka] deleted topic: delivered after ${Date.now() - started} ms`)
+      // each message once: nothing from before the delete handed over again, nothing after it doubled
+      expect(spy.messages.map((m) => m.body).sort()).toEqual(['before', 'one', 'three', 'two'])
+    } finally {
+      await admin.disconnect()
+    }
+  }, 120_000)
+
   it('publishes during an outage wait for their deadline, then reject; afterwards publishing resumes', async () => {
     const messaging = await open()
     const name = topic()
