@@ -5,7 +5,7 @@
  * standard, two msgkit names on one AWS name), foreign messages with Number and Binary attributes.
  */
 import { randomUUID } from 'node:crypto'
-import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
+import { DeleteQueueCommand, GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { createMessaging, type Delivery, ErrorCodes, isMsgkitError, type Messaging } from '@msgkit/core'
 import { startTcpProxy, waitFor } from '@msgkit/testkit'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
@@ -158,6 +158,35 @@ describe('sqs on a real server', () => {
     )
     expect(outcome).toBe(ErrorCodes.INVALID_ARGUMENT)
   }, 60_000)
+
+  for (const fanout of [true, false])
+    it(`heals a group queue deleted under a live subscriber (fanout=${fanout}): the next publish and the next poll declare it again`, async () => {
+      const name = topic()
+      const m = await open(`fanout=${fanout}`)
+      const got: string[] = []
+      await m.subscribe(name, { group: 'g' }, (message) => void got.push(String(message.body)))
+      await m.publish(name, 'before')
+      await waitFor(() => got.includes('before'), { timeoutMs: 20_000, message: 'the first message' })
+      const config = configOf(urlWith(`${base}&fanout=${fanout}`))
+      const sqs = new SQSClient({ region: 'us-east-1', endpoint: config.endpoint ?? '' })
+      try {
+        const { QueueUrl } = await sqs.send(
+          new GetQueueUrlCommand({ QueueName: createNaming(config).queue(name, 'g') }),
+        )
+        await sqs.send(new DeleteQueueCommand({ QueueUrl }))
+      } finally {
+        sqs.destroy()
+      }
+      // the subscriber's polls fail (QueueDoesNotExist) until the queue is back
+      await new Promise((resolve) => setTimeout(resolve, 2_000))
+      const after = await m.publish(name, 'after the delete', { timeoutMs: 20_000 })
+      await waitFor(() => got.includes('after the delete'), {
+        timeoutMs: 30_000,
+        message: `${after.id} after the delete`,
+      })
+      // each message once
+      expect([...got].sort()).toEqual(['after the delete', 'before'])
+    }, 90_000)
 
   it('a foreign message with Number and Binary attributes, sent straight to the group queue', async () => {
     const name = topic()
