@@ -5,13 +5,13 @@
  * stripped; id / key / time from msgkit's headers (the broker replaces `message-id`) or the broker's.
  */
 import {
+  compactWireHeaders,
   ErrorCodes,
-  fromWireHeaders,
   type Headers,
   MsgkitError,
   type OutgoingMessage,
+  readWireFields,
   type TransportMessage,
-  toWireHeaders,
   WireHeaders,
 } from '@msgkit/core'
 import type { FrameHeaders, InboundFrame } from './driver.js'
@@ -70,7 +70,13 @@ export function toFrame(
 ): Frame {
   for (const [name, value] of Object.entries(message.headers))
     if (!name.startsWith('msgkit-')) checkUserHeader(name, value)
-  const headers: FrameHeaders = { ...toWireHeaders(message), ...extra, destination, persistent: 'true' }
+  // STOMP carries none of id, key or the producer's time natively (the broker sets message-id and timestamp)
+  const headers: FrameHeaders = {
+    ...compactWireHeaders(message, {}),
+    ...extra,
+    destination,
+    persistent: 'true',
+  }
   if (message.key !== undefined) headers.JMSXGroupID = message.key
   if (message.delayMs !== undefined && message.delayMs > 0)
     headers.AMQ_SCHEDULED_DELAY = String(Math.ceil(message.delayMs))
@@ -106,7 +112,8 @@ export function fromFrame(frame: InboundFrame, topic: string): TransportMessage 
   const headers: Headers = {}
   for (const [name, value] of Object.entries(raw))
     if (!BROKER_HEADERS.has(name) && !JMS.test(name)) headers[name] = value
-  const own = fromWireHeaders(headers)
+  // msgkit before 0.2 wrote msgkit-timestamp always; now only when the id does not encode the time
+  const own = readWireFields(headers)
   // a copy re-sent by nack(requeue) says which delivery it is; the broker only flags redeliveries
   const attempt = Number(raw[WireHeaders.attempt])
   const counted = Number.isInteger(attempt) && attempt > 1

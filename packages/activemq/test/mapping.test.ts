@@ -1,4 +1,4 @@
-import { ErrorCodes, type OutgoingMessage } from '@msgkit/core'
+import { ErrorCodes, type OutgoingMessage, uuidv7, uuidv7Time } from '@msgkit/core'
 import { describe, expect, it } from 'vitest'
 import { fromFrame, MAX_HEADER_LINE_BYTES, requeueHeaders, toFrame } from '../src/mapping.js'
 import { groupQueue, patternQueue, topicDestination, topicOf, toWildcard } from '../src/topology.js'
@@ -67,6 +67,24 @@ describe('message → SEND frame', () => {
     })
     expect(frame(message()).headers).not.toHaveProperty('AMQ_SCHEDULED_DELAY')
     expect(frame(message({ delayMs: 0 })).headers).not.toHaveProperty('AMQ_SCHEDULED_DELAY')
+  })
+
+  it('no msgkit-timestamp when the id is a UUID v7 of that millisecond; read back from the id; older frames with it still read', () => {
+    const id = uuidv7()
+    const timestamp = uuidv7Time(id) as number
+    const f = frame(message({ id, timestamp }))
+    expect(f.headers).not.toHaveProperty('msgkit-timestamp')
+    const delivered = { ...f.headers, 'message-id': 'ID:broker-1', timestamp: String(timestamp + 5) }
+    expect(fromFrame({ headers: delivered, body: Buffer.alloc(0) }, 'orders')).toMatchObject({
+      id,
+      timestamp,
+    })
+    // a time the id does not encode travels as a header, and a header wins over the id (msgkit < 0.2)
+    expect(frame(message({ id, timestamp: timestamp - 1 })).headers['msgkit-timestamp']).toBe(
+      String(timestamp - 1),
+    )
+    const old = { ...delivered, 'msgkit-timestamp': '1700000000000' }
+    expect(fromFrame({ headers: old, body: Buffer.alloc(0) }, 'orders').timestamp).toBe(1_700_000_000_000)
   })
 
   it('refuses names STOMP/ActiveMQ reserve, and names the broker cannot carry', () => {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import type { Message } from '@aws-sdk/client-sqs'
 import type { Headers, OutgoingMessage, TransportMessage } from '@msgkit/core'
-import { ErrorCodes, fromWireHeaders, MsgkitError, toWireHeaders } from '@msgkit/core'
+import { compactWireHeaders, ErrorCodes, MsgkitError, readWireFields } from '@msgkit/core'
 
 /** msgkit's own attributes of this mapping (for foreign consumers too). */
 export const Attributes = {
@@ -95,7 +95,8 @@ export function toWire(
   options: { fifo: boolean; fanout: boolean; maxBytes: number },
 ): Wire {
   const { body, encoding } = encodeBody(message.body)
-  const headers = toWireHeaders(message)
+  // SQS and SNS carry no producer id, key or time: msgkit headers (the time only when the id does not encode it)
+  const headers = { ...compactWireHeaders(message, {}) }
   if (encoding) headers[Attributes.encoding] = encoding
   const delayMs = message.delayMs ?? 0
   if (delayMs > 0 && options.fanout) headers[Attributes.delay] = String(delayMs)
@@ -145,7 +146,8 @@ export function toTransportMessage(raw: Message, topic: string): TransportMessag
   // a fan-out delayed message received early was hidden until due: that receive is no attempt
   if (delay && Number(system.ApproximateFirstReceiveTimestamp) < sent + Number(delay))
     attempt = Math.max(1, attempt - 1)
-  const wire = fromWireHeaders(rest)
+  // msgkit before 0.2 wrote msgkit-timestamp always; it is read first
+  const wire = readWireFields(rest)
   const message: TransportMessage = {
     id: wire.id ?? raw.MessageId ?? '',
     topic,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Message } from '@aws-sdk/client-sqs'
-import { type OutgoingMessage, WireHeaders } from '@msgkit/core'
+import { type OutgoingMessage, uuidv7, uuidv7Time, WireHeaders } from '@msgkit/core'
 import { describe, expect, it } from 'vitest'
 import {
   Attributes,
@@ -75,6 +75,17 @@ describe('sqs mapping', () => {
     expect(
       Object.keys(back.headers).filter((h) => /^(Approximate|Sent|msgkit-(body|headers|delay))/.test(h)),
     ).toEqual([])
+  })
+
+  it('no msgkit-timestamp attribute when the id is a UUID v7 of that millisecond (one attribute fewer); older messages with it still read', () => {
+    const id = uuidv7()
+    const timestamp = uuidv7Time(id) as number
+    const wire = toWire('t', message({ id, timestamp }), standard)
+    expect(wire.attributes).not.toHaveProperty(WireHeaders.timestamp)
+    expect(toTransportMessage(received(wire), 't')).toMatchObject({ id, timestamp })
+    const old = toWire('t', message({ id, timestamp: 1_700_000_000_000 }), standard)
+    expect(old.attributes[WireHeaders.timestamp]?.StringValue).toBe('1700000000000')
+    expect(toTransportMessage(received(old), 't').timestamp).toBe(1_700_000_000_000)
   })
 
   it('keeps at most 10 attributes: the rest, invalid names and empty values go into one packed attribute', () => {
