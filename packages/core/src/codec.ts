@@ -50,7 +50,13 @@ export const jsonCodec: Codec = {
     return { body: Buffer.from(text, 'utf8'), contentType: ContentTypes.json }
   },
   decode(body, contentType) {
-    const type = contentType?.split(';')[0]?.trim().toLowerCase()
+    // msgkit's own content types as they are (every delivery passes here); others normalised
+    const type =
+      contentType === ContentTypes.json || contentType === ContentTypes.bytes
+        ? contentType
+        : contentType === ContentTypes.text
+          ? 'text/plain'
+          : contentType?.split(';')[0]?.trim().toLowerCase()
     if (type === 'application/octet-stream') return body
     let text: string
     try {

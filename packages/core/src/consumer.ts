@@ -3,7 +3,16 @@
  * order, retries, dead letters, delivery counts, idempotency and graceful shutdown happen — for
  * every transport.
  */
-import type { CloseOptions, Handler, Message, Schema, SubscribeOptions, Subscription } from './api.js'
+import { SETTLED } from './adapter/delivery.js'
+import type {
+  CloseOptions,
+  DeadLetterInfo,
+  Handler,
+  Message,
+  Schema,
+  SubscribeOptions,
+  Subscription,
+} from './api.js'
 import { type Codec, ContentTypes } from './codec.js'
 import { createDeadLetterer, readDeadLetter } from './dead-letter.js'
 import type { DeliveryCounter } from './delivery-count.js'
@@ -43,14 +52,25 @@ export interface ConsumerSpec<T> {
   handler: Handler<T>
 }
 
-interface Pending {
+/** One delivery's decoded state, kept across its handler calls (retries). */
+interface Job {
   delivery: Delivery
-  key: string | undefined
+  body: unknown
+  /** the first attempt's user headers (later attempts get a fresh copy) */
+  userHeaders: Headers
+  first: number
+  dl: DeadLetterInfo | undefined
+  idemKey: string | undefined
+  acked: boolean
+  dt: DeliveryTrace | undefined
 }
 
 const DEFAULT_CLOSE_TIMEOUT = 30_000
-/** returned where nothing is left to wait for (every delivery passes here: no promise each) */
-const RESOLVED: Promise<void> = Promise.resolve()
+/**
+ * returned where nothing is left to wait for (every delivery passes here: no promise each); the
+ * kit's SETTLED, so a transport can tell that nothing needs a reaction
+ */
+const RESOLVED: Promise<void> = SETTLED
 const DAY = 24 * 60 * 60 * 1000
 
 /** Starts a subscription; resolves once the transport is consuming. */
@@ -94,7 +114,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   /** each delivery's trace (telemetry on), for its settle span */
   const traceOf = new WeakMap<Delivery, DeliveryTrace>()
 
-  const pending: Pending[] = []
+  const pending: Delivery[] = []
   const busyKeys = new Set<string>()
   const inFlightIds = new Map<string, Promise<void>>()
   let running = 0
@@ -155,7 +175,8 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       } else if (telemetry.on) {
         settling = telemetry.driver(() => (how === 'ack' ? delivery.ack() : delivery.nack({ requeue: true })))
       } else settling = how === 'ack' ? delivery.ack() : delivery.nack({ requeue: true })
-      return settling.then(undefined, failed)
+      // settled already (the memory transport, the kit's wrapper over a synchronous settle): nothing to catch
+      return settling === SETTLED ? RESOLVED : settling.then(undefined, failed)
     } catch (error) {
       failed(error)
       return Promise.resolve()
@@ -269,6 +290,42 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     }
   }
 
+  /** What the handler gets. User headers are a copy: the stored ones are shared read-only. */
+  const makeMessage = (
+    raw: Delivery['message'],
+    body: unknown,
+    headers: Headers,
+    attempt: number,
+    dl: DeadLetterInfo | undefined,
+  ): Message<T> => {
+    const message: Message<T> = {
+      id: raw.id,
+      topic: raw.topic,
+      body: body as T,
+      headers,
+      timestamp: raw.timestamp,
+      attempt,
+      redelivered: raw.redelivered,
+    }
+    if (raw.key !== undefined) message.key = raw.key
+    if (dl) message.deadLetter = dl
+    return message
+  }
+  const userHeadersOf = (headers: Headers): Headers => {
+    const out: Headers = {}
+    for (const k in headers) if (!isReservedHeader(k)) out[k] = headers[k] as string
+    return out
+  }
+  /** the message for attempt `n`: on the first attempt no copy; a retry gets fresh headers (the handler may have changed them) */
+  const messageFor = (job: Job, n: number): Message<T> =>
+    makeMessage(
+      job.delivery.message,
+      job.body,
+      n === job.first ? job.userHeaders : userHeadersOf(job.delivery.message.headers),
+      n,
+      job.dl,
+    )
+
   const handle = async (delivery: Delivery): Promise<void> => {
     const raw = delivery.message
     let dt: DeliveryTrace | undefined
@@ -282,8 +339,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       await settle(delivery, 'ack')
       acked = true
     }
-    const userHeaders: Headers = {}
-    for (const k in raw.headers) if (!isReservedHeader(k)) userHeaders[k] = raw.headers[k] as string
+    const userHeaders = userHeadersOf(raw.headers)
 
     let body: unknown
     try {
@@ -321,36 +377,43 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     }
 
     // the broker's count costs no await; core's count may (a shared store)
-    let attempt = coreCounts
+    const attempt = coreCounts
       ? await deliveryNumber(delivery)
       : Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1))
-    const first = attempt
-    const dl = readDeadLetter(raw.headers)
-    /** What the handler gets: on the first attempt no copy; a retry gets fresh headers (the handler may have changed them). */
-    const messageFor = (n: number): Message<T> => {
-      let headers = userHeaders
-      if (n !== first) {
-        headers = {}
-        for (const k in raw.headers) if (!isReservedHeader(k)) headers[k] = raw.headers[k] as string
-      }
-      const message: Message<T> = {
-        id: raw.id,
-        topic: raw.topic,
-        body: body as T,
-        headers,
-        timestamp: raw.timestamp,
-        attempt: n,
-        redelivered: raw.redelivered,
-      }
-      if (raw.key !== undefined) message.key = raw.key
-      if (dl) message.deadLetter = dl
-      return message
+    const job: Job = {
+      delivery,
+      body,
+      userHeaders,
+      first: attempt,
+      dl: readDeadLetter(raw.headers),
+      idemKey,
+      acked,
+      dt,
     }
-
     let done!: () => void
     if (idemKey) inFlightIds.set(idemKey, new Promise<void>((r) => (done = r)))
     try {
-      for (;;) {
+      return await attempts(job, attempt, false, undefined)
+    } finally {
+      if (idemKey) {
+        inFlightIds.delete(idemKey)
+        done()
+      }
+    }
+  }
+
+  /**
+   * The handler calls of one delivery from `attempt` on, with retries, dead letters and the
+   * final settle. `failed`: attempt `attempt` has already been made and failed with `failure`.
+   */
+  const attempts = async (job: Job, start: number, failed: boolean, failure: unknown): Promise<void> => {
+    const { delivery, acked, dt } = job
+    const raw = delivery.message
+    let attempt = start
+    let error: unknown = failure
+    let pt: ProcessTrace | undefined
+    for (;;) {
+      if (!failed) {
         // delivered too often (a crash loop): dead-letter it. Not where dead letters are off: there the
         // message would be dropped on a count alone, and counts also rise for reasons that are no
         // failure (a broker counts prefetched give-backs and browsing; dead-letter topics are read
@@ -365,109 +428,235 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
             dt?.process(attempt),
           )
         }
-        let error: unknown
-        let failed = false
-        const pt = dt?.process(attempt)
+        pt = dt?.process(attempt)
         try {
-          const call = () => handler(messageFor(attempt), context)
+          const n = attempt
+          const call = () => handler(messageFor(job, n), context)
           await (pt ? pt.run(call) : runWithTraceparent(raw.headers.traceparent, call))
         } catch (e) {
           failed = true
           error = e
         }
-        if (failed && abort.signal.aborted) {
-          // close() gave up on this handler: give the message back for redelivery
-          pt?.failed(error)
-          if (!acked) await settle(delivery, 'requeue')
-          return
-        }
         if (!failed) {
           pt?.succeeded()
-          if (idemKey) {
+          if (job.idemKey) {
             try {
-              await store.add(idemKey, idemTtl)
+              await store.add(job.idemKey, idemTtl)
             } catch (e) {
               reportError(e, 'idempotency store failed to record a handled message')
             }
           }
           return finish(delivery, acked)
         }
-        if (isNonRetryable(error)) return reject(delivery, 'non-retryable', error, attempt, acked, pt)
-        if (attempt >= maxAttempts) return reject(delivery, 'handler-failed', error, attempt, acked, pt)
-        const delayMs = backoffDelay(attempt, backoff)
-        logger.warn(
-          {
-            topic: raw.topic,
-            group,
-            id: raw.id,
-            attempt: attempt,
-            delayMs,
-            err: describeError(error),
-          },
-          'handler failed; retrying',
-        )
-        pt?.retrying(error, delayMs)
-        deps.emit('retry', {
+      }
+      failed = false
+      if (abort.signal.aborted) {
+        // close() gave up on this handler: give the message back for redelivery
+        pt?.failed(error)
+        if (!acked) await settle(delivery, 'requeue')
+        return
+      }
+      if (isNonRetryable(error)) return reject(delivery, 'non-retryable', error, attempt, acked, pt)
+      if (attempt >= maxAttempts) return reject(delivery, 'handler-failed', error, attempt, acked, pt)
+      const delayMs = backoffDelay(attempt, backoff)
+      logger.warn(
+        {
           topic: raw.topic,
           group,
           id: raw.id,
           attempt: attempt,
           delayMs,
-          error,
-        } as never)
-        if (!(await sleep(delayMs, abort.signal))) {
-          if (!acked) await settle(delivery, 'requeue')
-          return
-        }
-        attempt += 1
+          err: describeError(error),
+        },
+        'handler failed; retrying',
+      )
+      pt?.retrying(error, delayMs)
+      deps.emit('retry', {
+        topic: raw.topic,
+        group,
+        id: raw.id,
+        attempt: attempt,
+        delayMs,
+        error,
+      } as never)
+      if (!(await sleep(delayMs, abort.signal))) {
+        if (!acked) await settle(delivery, 'requeue')
+        return
       }
-    } finally {
-      if (idemKey) {
-        inFlightIds.delete(idemKey)
-        done()
-      }
+      attempt += 1
     }
   }
 
   const taskFailed = (error: unknown): void => reportError(error, 'msgkit consumer failed unexpectedly')
-  const pump = (): void => {
-    while (!closing && running < concurrency && pending.length > 0) {
-      let index = 0
-      if (ordered) {
-        // the first message whose key is not being handled, and behind no earlier one of its key
-        index = -1
-        let skipped: Set<string> | undefined
-        for (let i = 0; i < pending.length; i++) {
-          const key = pending[i]?.key
-          if (key === undefined || (!busyKeys.has(key) && !skipped?.has(key))) {
-            index = i
-            break
-          }
-          skipped ??= new Set()
-          skipped.add(key)
-        }
-        if (index < 0) return
-      }
-      const item = (index === 0 ? pending.shift() : pending.splice(index, 1)[0]) as Pending
-      running += 1
-      const key = ordered ? item.key : undefined
-      if (key !== undefined) busyKeys.add(key)
-      const done = (): void => {
-        running -= 1
-        if (key !== undefined) busyKeys.delete(key)
-        if (running === 0 && idle) {
-          const wake = idle
-          idle = undefined
-          wake.resolve()
-        }
-        wakeRoom()
-        pump()
-      }
-      handle(item.delivery).then(done, (error: unknown) => {
-        taskFailed(error)
-        done()
-      })
+  /** a handler (and its settle) is done: its slot and key are free */
+  const release = (key: string | undefined): void => {
+    running -= 1
+    if (key !== undefined) busyKeys.delete(key)
+    if (running === 0 && idle) {
+      const wake = idle
+      idle = undefined
+      wake.resolve()
     }
+  }
+  const completed = (key: string | undefined): void => {
+    release(key)
+    wakeRoom()
+    pump()
+  }
+  /** `completed(key)` once `task` is over, whatever its outcome */
+  const completeAfter = (task: Promise<void>, key: string | undefined): void => {
+    task.then(
+      () => completed(key),
+      (error: unknown) => {
+        taskFailed(error)
+        completed(key)
+      },
+    )
+  }
+
+  // The fast path: no telemetry, no idempotency, at-least-once, and the attempt known without
+  // asking a store. Everything up to the handler call is synchronous; a handler that returns
+  // without a promise is settled at once (no promise, no microtask: the memory transport then
+  // hands its whole ready batch over in one go), a promise gets one reaction that settles and
+  // frees the slot. Failures continue on the general path (`attempts`).
+  const fastPath = !idempotency && !atMostOnce
+  /** a fast-path delivery's state for the general path (a handler call failed) */
+  const plainJob = (
+    delivery: Delivery,
+    body: unknown,
+    userHeaders: Headers,
+    first: number,
+    dl: DeadLetterInfo | undefined,
+  ): Job => ({ delivery, body, userHeaders, first, dl, idemKey: undefined, acked: false, dt: undefined })
+  const afterHandler = (
+    result: PromiseLike<unknown>,
+    delivery: Delivery,
+    key: string | undefined,
+    attempt: number,
+    body: unknown,
+    userHeaders: Headers,
+    dl: DeadLetterInfo | undefined,
+  ): void => {
+    Promise.resolve(result).then(
+      () => {
+        const settled = finish(delivery, false)
+        if (settled === RESOLVED) completed(key)
+        else completeAfter(settled, key)
+      },
+      (error: unknown) => {
+        completeAfter(attempts(plainJob(delivery, body, userHeaders, attempt, dl), attempt, true, error), key)
+      },
+    )
+  }
+  const callWithTraceparent = (traceparent: string, message: Message<T>): unknown =>
+    runWithTraceparent(traceparent, () => handler(message, context))
+  /**
+   * Handles one delivery (its slot is taken); true when it is done already, else `completed(key)`
+   * follows once it is.
+   */
+  const start = (delivery: Delivery, key: string | undefined): boolean => {
+    if (!fastPath || telemetry.on) {
+      completeAfter(handle(delivery), key)
+      return false
+    }
+    const raw = delivery.message
+    let attempt: number
+    if (!coreCounts) attempt = Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1))
+    else if (countMode !== 'none' && !raw.redelivered && (raw.attempt ?? 1) <= 1) attempt = 1
+    else attempt = 0
+    if (attempt === 0 || (attempt > maxAttempts && deadLetter)) {
+      completeAfter(handle(delivery), key)
+      return false
+    }
+    const headers = raw.headers
+    const userHeaders = userHeadersOf(headers)
+    let body: unknown
+    let rejected: Promise<void> | undefined
+    try {
+      body = codec.decode(raw.body, headers[WireHeaders.contentType] ?? ContentTypes.json)
+    } catch (error) {
+      rejected = reject(delivery, 'decode-failed', error, 1, false)
+    }
+    if (!rejected && spec.schema) {
+      const result = spec.schema.safeParse(body)
+      if (result.success) body = result.data
+      else {
+        const error = new MsgkitError(
+          ErrorCodes.SCHEMA_INVALID,
+          `Message body does not match the topic's schema: ${describeSchemaIssues(result.error)}`,
+        )
+        rejected = reject(delivery, 'schema-invalid', error, 1, false)
+      }
+    }
+    if (rejected) {
+      completeAfter(rejected, key)
+      return false
+    }
+    const dl = readDeadLetter(headers)
+    const message = makeMessage(raw, body, userHeaders, attempt, dl)
+    let result: unknown
+    try {
+      const traceparent = headers.traceparent
+      result =
+        traceparent === undefined ? handler(message, context) : callWithTraceparent(traceparent, message)
+    } catch (error) {
+      completeAfter(attempts(plainJob(delivery, body, userHeaders, attempt, dl), attempt, true, error), key)
+      return false
+    }
+    if (
+      result !== null &&
+      (typeof result === 'object' || typeof result === 'function') &&
+      typeof (result as PromiseLike<unknown>).then === 'function'
+    ) {
+      afterHandler(result as PromiseLike<unknown>, delivery, key, attempt, body, userHeaders, dl)
+      return false
+    }
+    const settled = finish(delivery, false)
+    if (settled === RESOLVED) return true
+    completeAfter(settled, key)
+    return false
+  }
+
+  let pumping = false
+  const pump = (): void => {
+    // one loop at a time: a delivery handed over (or settled) inside a handler is picked up by
+    // the loop already running, not by a nested one
+    if (pumping) return
+    pumping = true
+    try {
+      while (!closing && running < concurrency && pending.length > 0) {
+        let index = 0
+        if (ordered) {
+          // the first message whose key is not being handled, and behind no earlier one of its key
+          index = -1
+          let skipped: Set<string> | undefined
+          for (let i = 0; i < pending.length; i++) {
+            const key = pending[i]?.message.key
+            if (key === undefined || (!busyKeys.has(key) && !skipped?.has(key))) {
+              index = i
+              break
+            }
+            skipped ??= new Set()
+            skipped.add(key)
+          }
+          if (index < 0) break
+        }
+        const delivery = (index === 0 ? pending.shift() : pending.splice(index, 1)[0]) as Delivery
+        running += 1
+        const key = ordered ? delivery.message.key : undefined
+        if (key !== undefined) busyKeys.add(key)
+        let done = true
+        try {
+          done = start(delivery, key)
+        } catch (error) {
+          taskFailed(error)
+        }
+        if (done) release(key)
+      }
+    } finally {
+      pumping = false
+    }
+    wakeRoom()
   }
 
   const patternFilter = spec.pattern === undefined ? undefined : patternToRegExp(spec.pattern)
@@ -481,7 +670,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       void settle(delivery, 'ack')
       return RESOLVED
     }
-    pending.push({ delivery, key: delivery.message.key })
+    pending.push(delivery)
     pump()
     if (pending.length + running < prefetch) return RESOLVED
     if (!room) {
@@ -517,7 +706,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       } catch (error) {
         reportError(error, 'stopping the transport subscription failed')
       }
-      for (const item of pending.splice(0)) await settle(item.delivery, 'requeue')
+      for (const delivery of pending.splice(0)) await settle(delivery, 'requeue')
       wakeRoom()
       if (running > 0) {
         let timer: NodeJS.Timeout | undefined

@@ -4,6 +4,7 @@
  * deadline, and track what is in flight per producer so `close()` can wait for it.
  */
 import { createDeadlineTimer } from './adapter/deadlines.js'
+import { SETTLED } from './adapter/delivery.js'
 import type {
   BatchItem,
   MessagingEvents,
@@ -28,6 +29,8 @@ import { isReservedHeader, WireHeaders } from './wire.js'
 
 /** Grace a transport gets past its own deadline before core gives up on a send. */
 const OVERRUN_GRACE_MS = 2_000
+/** `publish(topic, body)` without options (no object per call) */
+const NO_OPTIONS: PublishOptions = Object.freeze({})
 
 export function invalid(message: string): MsgkitError {
   return new MsgkitError(ErrorCodes.INVALID_ARGUMENT, message)
@@ -91,7 +94,7 @@ export function createPublishing(deps: PublishingDeps): Publishing {
     name: string,
     typed: Topic<T> | undefined,
     body: T,
-    opts: PublishOptions = {},
+    opts: PublishOptions = NO_OPTIONS,
     /** telemetry on: writes the creation context instead of core's own traceparent */
     inject?: (headers: Headers) => void,
   ): OutgoingMessage => {
@@ -169,9 +172,41 @@ export function createPublishing(deps: PublishingDeps): Publishing {
   }
 
   /**
+   * What a failed send rejects with: the transport's own MsgkitError or a TRANSPORT_ERROR around
+   * it; undefined for an unroutable message under the `warn` policy (logged, emitted, and settled
+   * as a success: stored nowhere, but confirmed).
+   */
+  const sendFailure = (
+    name: string,
+    messages: OutgoingMessage[],
+    policy: UnroutablePolicy,
+    error: unknown,
+  ): unknown => {
+    if (isMsgkitError(error) && error.code === ErrorCodes.UNROUTABLE && policy === 'warn') {
+      const ids = (error.details?.ids as string[] | undefined) ?? messages.map((m) => m.id)
+      deps.logger.warn(
+        { topic: name, ids },
+        'published message(s) reached no group: nobody provisioned a group for this topic yet, so the broker dropped them',
+      )
+      deps.emit('unroutable', { topic: name, ids })
+      return undefined
+    }
+    if (isMsgkitError(error)) return error
+    return new MsgkitError(
+      ErrorCodes.TRANSPORT_ERROR,
+      `Publishing to ${name} failed: ${describeError(error).message}`,
+      {
+        cause: error,
+        retriable: true,
+      },
+    )
+  }
+
+  /**
    * transport.send with a deadline; a transport that overruns it gets a short grace, then a
-   * timeout. Resolves with `result` (one promise and one reaction per send: this is every
-   * publish's path); `settled` runs once either way.
+   * timeout. Resolves with `result` (one promise per send: this is every publish's path; a
+   * transport that is done when send returns — SETTLED, as the memory transport — costs no
+   * deadline and no reaction); `settled` runs once either way.
    */
   const send = <R>(
     name: string,
@@ -182,12 +217,21 @@ export function createPublishing(deps: PublishingDeps): Publishing {
     settled?: () => void,
   ): Promise<R> => {
     const deadline = Date.now() + timeoutMs
-    let options: SendOptions
+    let sending: Promise<void>
     try {
-      options = detectUnroutable(policy) ? { deadline, detectUnroutable: true } : { deadline }
+      const options: SendOptions = detectUnroutable(policy)
+        ? { deadline, detectUnroutable: true }
+        : { deadline }
+      sending = transport.send(name, messages, options)
     } catch (error) {
+      // a bad policy, or a transport that threw instead of rejecting
       settled?.()
-      return Promise.reject(error)
+      const failure = sendFailure(name, messages, policy, error)
+      return failure === undefined ? Promise.resolve(result) : Promise.reject(failure)
+    }
+    if (sending === SETTLED) {
+      settled?.()
+      return Promise.resolve(result)
     }
     return new Promise<R>((resolve, reject) => {
       let done = false
@@ -208,37 +252,10 @@ export function createPublishing(deps: PublishingDeps): Publishing {
           ),
         ),
       )
-      const failed = (error: unknown): void => {
-        if (isMsgkitError(error) && error.code === ErrorCodes.UNROUTABLE && policy === 'warn') {
-          // stored nowhere, but confirmed: say so loudly and go on
-          const ids = (error.details?.ids as string[] | undefined) ?? messages.map((m) => m.id)
-          deps.logger.warn(
-            { topic: name, ids },
-            'published message(s) reached no group: nobody provisioned a group for this topic yet, so the broker dropped them',
-          )
-          deps.emit('unroutable', { topic: name, ids })
-          finish()
-        } else if (isMsgkitError(error)) finish(error)
-        else
-          finish(
-            new MsgkitError(
-              ErrorCodes.TRANSPORT_ERROR,
-              `Publishing to ${name} failed: ${describeError(error).message}`,
-              {
-                cause: error,
-                retriable: true,
-              },
-            ),
-          )
-      }
-      let sending: Promise<void>
-      try {
-        sending = transport.send(name, messages, options)
-      } catch (error) {
-        failed(error)
-        return
-      }
-      sending.then(() => finish(), failed)
+      sending.then(
+        () => finish(),
+        (error: unknown) => finish(sendFailure(name, messages, policy, error)),
+      )
     })
   }
 

@@ -15,14 +15,28 @@ export interface DeliverySettlement {
   valid?(): boolean
 }
 
+/**
+ * A promise that is already resolved and never rejects. Returned by `ack`/`nack` (and by core's
+ * `onDelivery`) when the work is done by the time they return: callers may recognise it and skip
+ * attaching a reaction — one promise and one microtask less per message. Optional: any other
+ * promise works the same, only slower.
+ */
+export const SETTLED: Promise<void> = Promise.resolve()
+
 /** Wraps one consumed message and the adapter's settle functions into a Delivery for core. */
 export function createDelivery(message: TransportMessage, settlement: DeliverySettlement): Delivery {
   let settled = false
-  const once = async (work: () => void | Promise<void>): Promise<void> => {
-    if (settled) return
+  // no async frame: every message of every adapter passes here
+  const once = (work: () => void | Promise<void>): Promise<void> => {
+    if (settled) return SETTLED
     settled = true
-    if (settlement.valid && !settlement.valid()) return
-    await work()
+    try {
+      if (settlement.valid && !settlement.valid()) return SETTLED
+      const result = work()
+      return result === undefined ? SETTLED : Promise.resolve(result)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
   return {
     message,

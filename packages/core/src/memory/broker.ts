@@ -171,8 +171,13 @@ export function createMemoryBroker(name: string): MemoryBroker {
             if (q.scheduled) return
             q.scheduled = true
             queueMicrotask(() => {
-              q.scheduled = false
-              dispatch(q)
+              // while it runs, publishes and acks need no dispatch of their own: its loop sees
+              // them (a consumer that settles inside deliver() gets its whole batch in one go)
+              try {
+                dispatch(q)
+              } finally {
+                q.scheduled = false
+              }
             })
           },
         }

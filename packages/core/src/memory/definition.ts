@@ -1,5 +1,6 @@
 /** The built-in memory transport: the embedded default for demos, unit tests and local development. */
 import { z } from 'zod'
+import { SETTLED } from '../adapter/delivery.js'
 import { ErrorCodes, MsgkitError } from '../errors.js'
 import type {
   Delivery,
@@ -12,15 +13,17 @@ import type {
 } from '../spi.js'
 import { getMemoryBroker, type MemoryConsumer, memoryQueueName, type StoredMessage } from './broker.js'
 
-/** What send, ack and nack return when they are done at once (the usual case: no promise each). */
-const DONE: Promise<void> = Promise.resolve()
+/**
+ * What send, ack and nack return when they are done at once (the usual case): the kit's SETTLED,
+ * which core recognises and attaches no reaction to.
+ */
+const DONE: Promise<void> = SETTLED
 
 /** A stored message as the transport hands it over; `deliveries` counts this delivery too. */
 function toTransportMessage(message: StoredMessage, deliveries: number): TransportMessage {
-  return {
+  const out: TransportMessage = {
     id: message.id,
     topic: message.topic,
-    ...(message.key === undefined ? {} : { key: message.key }),
     // stored once at send time and shared read-only: no copy per delivery
     headers: message.headers,
     body: message.body,
@@ -28,6 +31,8 @@ function toTransportMessage(message: StoredMessage, deliveries: number): Transpo
     attempt: deliveries,
     redelivered: deliveries > 1,
   }
+  if (message.key !== undefined) out.key = message.key
+  return out
 }
 
 export const memoryConfigSchema = z
@@ -246,7 +251,9 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
                 return DONE
               },
             }
-            onDelivery(delivery).then(undefined, reportError)
+            // core's consumer answers SETTLED unless it asks the transport to wait (never rejects)
+            const taken = onDelivery(delivery)
+            if (taken !== DONE) taken.then(undefined, reportError)
           },
         }
         const handle = {
