@@ -1,8 +1,9 @@
 /**
  * msgkit messages ↔ STOMP frames. Out: always `persistent` (none survived a restart without), the key
  * as `JMSXGroupID` and in msgkit-key (ActiveMQ does not deliver JMSXGroupID), the delay as
- * `AMQ_SCHEDULED_DELAY`, ActiveMQ's STOMP limits checked before the wire. In: the broker's headers
- * stripped; id / key / time from msgkit's headers (the broker replaces `message-id`) or the broker's.
+ * `AMQ_SCHEDULED_DELAY`, ActiveMQ's STOMP limits checked before the wire; msgkit headers for the id
+ * and key, and for the time unless the id (a UUID v7) encodes it: STOMP carries none of them natively.
+ * In: the broker's headers stripped; id / key / time from msgkit's headers or the id, else the broker's.
  */
 import {
   compactWireHeaders,
@@ -70,7 +71,6 @@ export function toFrame(
 ): Frame {
   for (const [name, value] of Object.entries(message.headers))
     if (!name.startsWith('msgkit-')) checkUserHeader(name, value)
-  // STOMP carries none of id, key or the producer's time natively (the broker sets message-id and timestamp)
   const headers: FrameHeaders = {
     ...compactWireHeaders(message, {}),
     ...extra,
@@ -99,9 +99,7 @@ export function toFrame(
     throw new MsgkitError(
       ErrorCodes.MESSAGE_TOO_LARGE,
       `A message for ActiveMQ topic ${topic} ${refusal}. Nothing was sent.`,
-      {
-        details: { topic, bytes, lines, longestHeaderLine: longest[1] },
-      },
+      { details: { topic, bytes, lines, longestHeaderLine: longest[1] } },
     )
   return { headers, body: message.body }
 }
@@ -112,8 +110,7 @@ export function fromFrame(frame: InboundFrame, topic: string): TransportMessage 
   const headers: Headers = {}
   for (const [name, value] of Object.entries(raw))
     if (!BROKER_HEADERS.has(name) && !JMS.test(name)) headers[name] = value
-  // msgkit before 0.2 wrote msgkit-timestamp always; now only when the id does not encode the time
-  const own = readWireFields(headers)
+  const own = readWireFields(headers) // msgkit < 0.2 wrote msgkit-timestamp always: read first
   // a copy re-sent by nack(requeue) says which delivery it is; the broker only flags redeliveries
   const attempt = Number(raw[WireHeaders.attempt])
   const counted = Number.isInteger(attempt) && attempt > 1

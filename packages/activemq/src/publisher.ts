@@ -11,22 +11,19 @@ import type { StompConnection } from './driver.js'
 import { type Frame, toFrame } from './mapping.js'
 import { topicDestination } from './topology.js'
 
-export interface Publisher {
-  send(topic: string, messages: OutgoingMessage[], options: SendOptions): Promise<void>
-  /** give queued sends the kit's grace period, then reject the rest with MSGKIT_CLOSED */
-  close(): Promise<void>
-}
-
 export function createPublisher(
   supervisor: Supervisor<StompConnection>,
   errors: ErrorTable,
   limits: { maxMessageBytes: number },
-): Publisher {
+) {
   const outbox = createOutbox<StompConnection, Frame>({
     name: 'activemq',
     supervisor,
     errors,
     maxBatchBytes: 8 * 1024 * 1024,
+    // a RECEIPT waits for the fsync: one batch at a time made the next wait too (+30 ms p50 at 500/s);
+    // batches fail together (an ERROR frame ends the connection), so they go back in order
+    maxInFlight: 64,
     async flush(connection, batch) {
       const sent = batch.map(({ wire }) =>
         connection.request('SEND', wire.headers, wire.body).catch((error: unknown) => error ?? 'SEND failed'),
@@ -37,7 +34,7 @@ export function createPublisher(
   })
 
   return {
-    async send(topic, messages, options) {
+    async send(topic: string, messages: OutgoingMessage[], options: SendOptions): Promise<void> {
       const destination = topicDestination(topic)
       const wires = messages.map((message) => {
         const frame = toFrame(destination, topic, message, limits)
@@ -45,6 +42,7 @@ export function createPublisher(
       })
       await outbox.send(topic, wires, options.deadline)
     },
+    /** gives queued sends the kit's grace period, then rejects the rest with MSGKIT_CLOSED */
     close: () => outbox.close(),
   }
 }

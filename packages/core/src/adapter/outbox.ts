@@ -44,7 +44,11 @@ export interface OutboxOptions<S, W> {
   maxBatchBytes?: number
   /** wait this long for more sends before flushing (default 0: the next I/O turn) */
   lingerMs?: number
-  /** batches on the wire at once (default 1, which keeps publish order) */
+  /**
+   * batches on the wire at once (default 1). Publish order holds when the batches on the wire fail
+   * together (a lost connection: they go back in order); a transient failure of one batch while a
+   * later one succeeds reorders them, so keep 1 where the broker refuses single messages that way.
+   */
   maxInFlight?: number
   /** backoff between transient failures (default 50 ms doubling to 1 s) */
   backoff?: BackoffOptions
@@ -76,6 +80,8 @@ interface Ticket {
 
 interface Item<W> extends OutboxEntry<W> {
   ticket: Ticket
+  /** publish order: failed batches go back in it, whatever order they failed in */
+  seq: number
   /** this entry failed as part of a batch: send it alone to learn whether it is the culprit */
   alone: boolean
 }
@@ -94,6 +100,7 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
   let queue: Array<Item<W> | undefined> = []
   let head = 0
   let queued = 0
+  let seq = 0
   let onWire = 0
   let flushes = 0
   let failures = 0
@@ -128,11 +135,16 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
     queue.push(item)
     queued += 1
   }
-  /** put items back at the front, in their order */
+  /** put items back at the front, in publish order */
   const unshift = (items: ReadonlyArray<Item<W>>): void => {
     const live = items.filter((i) => !i.ticket.settled)
     if (live.length === 0) return
-    if (head >= live.length) {
+    const next = queue[head]
+    if (next && next.seq < (live[live.length - 1] as Item<W>).seq) {
+      // batches that were on the wire together come back one by one: merge them into their places
+      queue = [...live, ...(queue.slice(head) as Array<Item<W>>)].sort((a, b) => a.seq - b.seq)
+      head = 0
+    } else if (head >= live.length) {
       head -= live.length
       for (let i = 0; i < live.length; i++) queue[head + i] = live[i]
     } else {
@@ -313,7 +325,8 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
           deadline: { cancel() {} },
         }
         ticket.deadline = deadlines.schedule(deadline, () => settle(ticket, timeoutError(ticket)))
-        for (const w of wires) push({ topic, wire: w.wire, bytes: w.bytes, deadline, ticket, alone: false })
+        for (const w of wires)
+          push({ topic, wire: w.wire, bytes: w.bytes, deadline, ticket, alone: false, seq: seq++ })
         schedule()
       })
     },

@@ -92,7 +92,11 @@ const errors: ErrorTable = {
   },
 }
 
-function kit(ports: number[], events: TransportEvent[] = []) {
+function kit(
+  ports: number[],
+  events: TransportEvent[] = [],
+  batching: { maxInFlight?: number; maxBatchMessages?: number } = {},
+) {
   const supervisor = createSupervisor<Session>({
     name: 'line',
     context: {
@@ -146,6 +150,7 @@ function kit(ports: number[], events: TransportEvent[] = []) {
     name: 'line',
     supervisor,
     errors,
+    ...batching,
     flush: (session, batch) =>
       new Promise((resolve, reject) => {
         let left = batch.length
@@ -210,6 +215,28 @@ describe('adapter kit', () => {
     expect(events.map((e) => e.type)).toContain('disconnected')
     expect(events.map((e) => e.type)).toContain('reconnecting')
     expect(events.at(-1)?.type).toBe('connected')
+    await outbox.close()
+  })
+
+  it('several batches on the wire lost with the connection go out again in publish order', async () => {
+    const peer = await startPeer()
+    const { supervisor, outbox } = kit([peer.port], [], { maxInFlight: 4, maxBatchMessages: 5 })
+    cleanups.push(
+      () => supervisor.close(),
+      () => peer.stop(),
+    )
+    await supervisor.connect()
+    peer.answering = false
+    const names = Array.from({ length: 30 }, (_, i) => `m${i}`)
+    const sends = names.map((name) => outbox.send('t', [{ wire: name, bytes: 1 }], Date.now() + 10_000))
+    // four batches of five on the wire, unanswered; the rest queued
+    await new Promise((r) => setTimeout(r, 100))
+    expect(peer.received).toEqual(names.slice(0, 20))
+    peer.received.length = 0
+    peer.answering = true
+    for (const socket of peer.sockets) socket.destroy()
+    await Promise.all(sends)
+    expect(peer.received).toEqual(names)
     await outbox.close()
   })
 
