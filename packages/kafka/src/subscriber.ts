@@ -273,7 +273,7 @@ export async function startSubscriber(
     const all = await supervisor.perform(
       { operation: 'list topics' },
       Date.now() + BROKER_WAIT_MS,
-      (session) => session.admin.use((admin) => admin.listTopics()),
+      (session) => session.admin.use((admin) => topology.listTopics(admin)),
     )
     return all.filter((t) => !t.startsWith('__') && pattern?.test(t)).sort()
   }

@@ -53,19 +53,39 @@ export function createTopology(kafka: Kafka, config: KafkaTransportConfig, logge
     return cluster.findGroupCoordinator({ groupId: group })
   }
 
+  /**
+   * kafkajs's admin races concurrent metadata work: a fetchTopicOffsets beside another topic's
+   * refresh finds no partitions and throws a TypeError (kafkajs#461; 8 concurrent provisions in
+   * DG-2 met it). One call at a time: provisioning is no hot path.
+   */
+  let metadataQueue: Promise<unknown> = Promise.resolve()
+  const serially = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = metadataQueue.then(work, work)
+    metadataQueue = run.catch(() => undefined)
+    return run
+  }
+  const topicOffsets = (admin: Admin, topic: string) =>
+    serially(() => admin.fetchTopicOffsets(topic)).catch((error: unknown) => {
+      // the same TypeError for metadata that does not list a new topic yet: transient, tried again
+      if (!(error instanceof TypeError)) throw error
+      throw Object.assign(new Error(`no partition metadata for ${topic} yet`), {
+        name: 'KafkaJSTopicMetadataNotLoaded',
+      })
+    })
+
   /** Creates the topic (or checks that it exists) once; resolves to its number of partitions. */
   const ensureTopic = (admin: Admin, topic: string): Promise<number> =>
     declared.once(topic, async () => {
       if (config.autoCreateTopics) {
-        await admin.createTopics({
-          topics: [{ topic, numPartitions: config.partitions, replicationFactor: config.replicationFactor }],
-          waitForLeaders: true,
-          timeout: Math.max(5_000, config.requestTimeout),
-        })
-      } else if (!(await admin.listTopics()).includes(topic)) throw new KafkaTopicMissingError(topic)
-      // not fetchTopicMetadata: it replaces the admin's cached metadata with this topic's alone,
-      // and a concurrent fetchTopicOffsets of another topic then finds no partitions
-      return (await admin.fetchTopicOffsets(topic)).length || 1
+        const topics = [
+          { topic, numPartitions: config.partitions, replicationFactor: config.replicationFactor },
+        ]
+        const timeout = Math.max(5_000, config.requestTimeout)
+        await serially(() => admin.createTopics({ topics, waitForLeaders: true, timeout }))
+      } else if (!(await serially(() => admin.listTopics())).includes(topic))
+        throw new KafkaTopicMissingError(topic)
+      // not fetchTopicMetadata: it replaces the admin's cached metadata with this topic's alone
+      return (await topicOffsets(admin, topic)).length || 1
     })
 
   const initGroupOffsets = async (admin: Admin, topic: string, group: string): Promise<void> => {
@@ -74,7 +94,7 @@ export function createTopology(kafka: Kafka, config: KafkaTransportConfig, logge
       (committed?.partitions ?? []).filter((p) => Number(p.offset) < 0).map((p) => p.partition),
     )
     if (missing.size === 0) return
-    const partitions = (await admin.fetchTopicOffsets(topic))
+    const partitions = (await topicOffsets(admin, topic))
       .filter((p) => missing.has(p.partition))
       .map((p) => ({ partition: p.partition, offset: p.high }))
     if (partitions.length === 0) return
@@ -96,6 +116,9 @@ export function createTopology(kafka: Kafka, config: KafkaTransportConfig, logge
   return {
     /** Creates the topic when missing (autoCreateTopics) or fails when it does not exist. */
     ensureTopic,
+
+    /** Every topic's name (serialised with the other metadata reads). */
+    listTopics: (admin: Admin): Promise<string[]> => serially(() => admin.listTopics()),
 
     /** The topic, and the group starting at its end on every partition without a committed offset. */
     provision: (admin: Admin, topic: string, group: string): Promise<void> =>

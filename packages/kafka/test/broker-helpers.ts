@@ -7,13 +7,12 @@ export function brokersOf(url: string): string[] {
   return parseBrokerUrl(url).hosts.map((h) => `${h.host}:${h.port ?? 9092}`)
 }
 
-function adminFor(url: string) {
-  return new Kafka({
-    clientId: 'msgkit-test-cleanup',
-    brokers: brokersOf(url),
-    logLevel: logLevel.NOTHING,
-  }).admin()
+/** A plain kafkajs client of the tests (the outside world), silent. */
+export function testClient(url: string, clientId: string): Kafka {
+  return new Kafka({ clientId, brokers: brokersOf(url), logLevel: logLevel.NOTHING })
 }
+
+const adminFor = (url: string) => testClient(url, 'msgkit-test-cleanup').admin()
 
 /** Topic names on the broker right now. */
 export async function topicsNow(url: string): Promise<Set<string>> {

@@ -11,11 +11,10 @@ import {
   type MessagingOptions,
 } from '@msgkit/core'
 import { createHandlerSpy, startTcpProxy, waitFor } from '@msgkit/testkit'
-import { Kafka, logLevel } from 'kafkajs'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import kafkaTransport from '../src/index.js'
 import { createKafkaProbe } from '../src/testing.js'
-import { brokersOf, deleteTopicsCreatedSince, topicsNow } from './broker-helpers.js'
+import { brokersOf, deleteTopicsCreatedSince, testClient, topicsNow } from './broker-helpers.js'
 
 const url = process.env.MSGKIT_KAFKA_URL ?? 'kafka://127.0.0.1:9092'
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
@@ -50,11 +49,7 @@ describe('kafka transport on a real broker', () => {
     const name = topic()
     const spy = createHandlerSpy()
     await messaging.subscribe(name, { group: 'foreign' }, spy.handler)
-    const raw = new Kafka({
-      clientId: 'foreign',
-      brokers: brokersOf(url),
-      logLevel: logLevel.NOTHING,
-    }).producer()
+    const raw = testClient(url, 'foreign').producer()
     await raw.connect()
     try {
       await raw.send({
@@ -274,11 +269,7 @@ describe('kafka transport on a real broker', () => {
 
   it('a member that crashed while cut off is replaced, and its old id is removed from the group instead of lingering for its session timeout', async () => {
     const proxy = await startTcpProxy({ host: '127.0.0.1', port: 19092 }, 19093)
-    const admin = new Kafka({
-      clientId: 'msgkit-test-group',
-      brokers: brokersOf(url),
-      logLevel: logLevel.NOTHING,
-    }).admin()
+    const admin = testClient(url, 'msgkit-test-group').admin()
     try {
       await admin.connect()
       // a session timeout longer than this test: only the removal can clear the crashed member in time
@@ -327,11 +318,7 @@ describe('kafka transport on a real broker', () => {
     // the instance's kafkajs clients now ask for `gone` in every metadata refresh
     await messaging.provision(gone, 'stale')
     await messaging.publish(gone, 'before the delete')
-    const admin = new Kafka({
-      clientId: 'msgkit-test-other',
-      brokers: brokersOf(url),
-      logLevel: logLevel.NOTHING,
-    }).admin()
+    const admin = testClient(url, 'msgkit-test-other').admin()
     await admin.connect()
     try {
       await admin.deleteTopics({ topics: [gone], timeout: 30_000 })
@@ -356,11 +343,7 @@ describe('kafka transport on a real broker', () => {
     const messaging = await open()
     const errors: string[] = []
     messaging.on('error', (event) => errors.push(String(event.error)))
-    const admin = new Kafka({
-      clientId: 'msgkit-test-other',
-      brokers: brokersOf(url),
-      logLevel: logLevel.NOTHING,
-    }).admin()
+    const admin = testClient(url, 'msgkit-test-other').admin()
     await admin.connect()
     try {
       // publishing only: the topic is known to the instance (created once), then deleted
