@@ -95,8 +95,7 @@ export function toWire(
   options: { fifo: boolean; fanout: boolean; maxBytes: number },
 ): Wire {
   const { body, encoding } = encodeBody(message.body)
-  // SQS and SNS carry no producer id, key or time: msgkit headers (the time only when the id does not encode it)
-  const headers = { ...compactWireHeaders(message, {}) }
+  const headers = { ...compactWireHeaders(message, {}) } // SQS/SNS carry no producer id, key or time
   if (encoding) headers[Attributes.encoding] = encoding
   const delayMs = message.delayMs ?? 0
   if (delayMs > 0 && options.fanout) headers[Attributes.delay] = String(delayMs)
@@ -146,8 +145,7 @@ export function toTransportMessage(raw: Message, topic: string): TransportMessag
   // a fan-out delayed message received early was hidden until due: that receive is no attempt
   if (delay && Number(system.ApproximateFirstReceiveTimestamp) < sent + Number(delay))
     attempt = Math.max(1, attempt - 1)
-  // msgkit before 0.2 wrote msgkit-timestamp always; it is read first
-  const wire = readWireFields(rest)
+  const wire = readWireFields(rest) // msgkit < 0.2 wrote msgkit-timestamp always: read first
   const message: TransportMessage = {
     id: wire.id ?? raw.MessageId ?? '',
     topic,
