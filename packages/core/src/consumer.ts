@@ -65,12 +65,12 @@ interface Job {
   dt: DeliveryTrace | undefined
 }
 
+/** A message without a usable body (decode or schema failed): its rejection, under way. */
+class Undecodable {
+  constructor(readonly rejected: Promise<void>) {}
+}
+
 const DEFAULT_CLOSE_TIMEOUT = 30_000
-/**
- * returned where nothing is left to wait for (every delivery passes here: no promise each); the
- * kit's SETTLED, so a transport can tell that nothing needs a reaction
- */
-const RESOLVED: Promise<void> = SETTLED
 const DAY = 24 * 60 * 60 * 1000
 
 /** Starts a subscription; resolves once the transport is consuming. */
@@ -176,7 +176,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
         settling = telemetry.driver(() => (how === 'ack' ? delivery.ack() : delivery.nack({ requeue: true })))
       } else settling = how === 'ack' ? delivery.ack() : delivery.nack({ requeue: true })
       // settled already (the memory transport, the kit's wrapper over a synchronous settle): nothing to catch
-      return settling === SETTLED ? RESOLVED : settling.then(undefined, failed)
+      return settling === SETTLED ? settling : settling.then(undefined, failed)
     } catch (error) {
       failed(error)
       return Promise.resolve()
@@ -199,7 +199,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
 
   /** The message is done with (handled, dead-lettered or dropped): settle it and forget its count. */
   const finish = (delivery: Delivery, acked: boolean): Promise<void> => {
-    if (!coreCounts) return acked ? RESOLVED : settle(delivery, 'ack')
+    if (!coreCounts) return acked ? SETTLED : settle(delivery, 'ack')
     return (async () => {
       if (!acked) await settle(delivery, 'ack')
       try {
@@ -276,11 +276,19 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     return finish(delivery, acked)
   }
 
-  /** This delivery's number, counted by the broker or (capability deliveryCount) by core. */
+  /**
+   * This delivery's number when no store is asked: the broker's count, or a first delivery where
+   * the broker can say it is one (only redeliveries are counted). Undefined: ask `deliveryNumber`.
+   */
+  const knownAttempt = (raw: Delivery['message']): number | undefined => {
+    if (!coreCounts) return Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1))
+    if (countMode !== 'none' && !raw.redelivered && (raw.attempt ?? 1) <= 1) return 1
+    return undefined
+  }
+
+  /** This delivery's number as core counts it (capability deliveryCount, or a shared store). */
   const deliveryNumber = async (delivery: Delivery): Promise<number> => {
     const raw = delivery.message
-    // a first delivery costs nothing where the broker can say it is one: only redeliveries are counted
-    if (countMode !== 'none' && !raw.redelivered && (raw.attempt ?? 1) <= 1) return 1
     const floor = raw.redelivered ? 2 : 1
     try {
       return await deps.deliveryCounter.count(countKey(raw.id), floor)
@@ -288,6 +296,29 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       reportError(error, 'counting a delivery failed; going by the broker flag')
       return floor
     }
+  }
+
+  /**
+   * The decoded, schema-checked body; or, for a message that has none, an `Undecodable` holding its
+   * rejection (dead letter or drop). Synchronous: the fast path calls it too.
+   */
+  const decodeBody = (delivery: Delivery, acked: boolean, dt?: DeliveryTrace): unknown => {
+    const raw = delivery.message
+    let body: unknown
+    try {
+      // no content type: JSON (msgkit leaves the header out for it; foreign producers often do)
+      body = codec.decode(raw.body, raw.headers[WireHeaders.contentType] ?? ContentTypes.json)
+    } catch (error) {
+      return new Undecodable(reject(delivery, 'decode-failed', error, 1, acked, dt?.process(1)))
+    }
+    if (!spec.schema) return body
+    const result = spec.schema.safeParse(body)
+    if (result.success) return result.data
+    const error = new MsgkitError(
+      ErrorCodes.SCHEMA_INVALID,
+      `Message body does not match the topic's schema: ${describeSchemaIssues(result.error)}`,
+    )
+    return new Undecodable(reject(delivery, 'schema-invalid', error, 1, acked, dt?.process(1)))
   }
 
   /** What the handler gets. User headers are a copy: the stored ones are shared read-only. */
@@ -340,25 +371,8 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       acked = true
     }
     const userHeaders = userHeadersOf(raw.headers)
-
-    let body: unknown
-    try {
-      // no content type: JSON (msgkit leaves the header out for it; foreign producers often do)
-      body = codec.decode(raw.body, raw.headers[WireHeaders.contentType] ?? ContentTypes.json)
-    } catch (error) {
-      return reject(delivery, 'decode-failed', error, 1, acked, dt?.process(1))
-    }
-    if (spec.schema) {
-      const result = spec.schema.safeParse(body)
-      if (!result.success) {
-        const error = new MsgkitError(
-          ErrorCodes.SCHEMA_INVALID,
-          `Message body does not match the topic's schema: ${describeSchemaIssues(result.error)}`,
-        )
-        return reject(delivery, 'schema-invalid', error, 1, acked, dt?.process(1))
-      }
-      body = result.data
-    }
+    const body = decodeBody(delivery, acked, dt)
+    if (body instanceof Undecodable) return body.rejected
 
     const idemKey = idempotency ? `${group}:${raw.id}` : undefined
     if (idemKey) {
@@ -377,9 +391,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     }
 
     // the broker's count costs no await; core's count may (a shared store)
-    const attempt = coreCounts
-      ? await deliveryNumber(delivery)
-      : Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1))
+    const attempt = knownAttempt(raw) ?? (await deliveryNumber(delivery))
     const job: Job = {
       delivery,
       body,
@@ -540,7 +552,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
     Promise.resolve(result).then(
       () => {
         const settled = finish(delivery, false)
-        if (settled === RESOLVED) completed(key)
+        if (settled === SETTLED) completed(key)
         else completeAfter(settled, key)
       },
       (error: unknown) => {
@@ -560,36 +572,16 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       return false
     }
     const raw = delivery.message
-    let attempt: number
-    if (!coreCounts) attempt = Math.max(1, raw.attempt ?? (raw.redelivered ? 2 : 1))
-    else if (countMode !== 'none' && !raw.redelivered && (raw.attempt ?? 1) <= 1) attempt = 1
-    else attempt = 0
-    if (attempt === 0 || (attempt > maxAttempts && deadLetter)) {
+    const attempt = knownAttempt(raw)
+    if (attempt === undefined || (attempt > maxAttempts && deadLetter)) {
       completeAfter(handle(delivery), key)
       return false
     }
     const headers = raw.headers
     const userHeaders = userHeadersOf(headers)
-    let body: unknown
-    let rejected: Promise<void> | undefined
-    try {
-      body = codec.decode(raw.body, headers[WireHeaders.contentType] ?? ContentTypes.json)
-    } catch (error) {
-      rejected = reject(delivery, 'decode-failed', error, 1, false)
-    }
-    if (!rejected && spec.schema) {
-      const result = spec.schema.safeParse(body)
-      if (result.success) body = result.data
-      else {
-        const error = new MsgkitError(
-          ErrorCodes.SCHEMA_INVALID,
-          `Message body does not match the topic's schema: ${describeSchemaIssues(result.error)}`,
-        )
-        rejected = reject(delivery, 'schema-invalid', error, 1, false)
-      }
-    }
-    if (rejected) {
-      completeAfter(rejected, key)
+    const body = decodeBody(delivery, false)
+    if (body instanceof Undecodable) {
+      completeAfter(body.rejected, key)
       return false
     }
     const dl = readDeadLetter(headers)
@@ -612,7 +604,7 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
       return false
     }
     const settled = finish(delivery, false)
-    if (settled === RESOLVED) return true
+    if (settled === SETTLED) return true
     completeAfter(settled, key)
     return false
   }
@@ -663,16 +655,16 @@ export async function startConsumer<T>(spec: ConsumerSpec<T>, deps: ConsumerDeps
   const receive = (delivery: Delivery): Promise<void> => {
     if (closing) {
       void settle(delivery, 'requeue')
-      return RESOLVED
+      return SETTLED
     }
     if (patternFilter && !patternFilter.test(delivery.message.topic)) {
       // brokers whose routing cannot exclude dead-letter topics (AMQP bindings) still hand them over
       void settle(delivery, 'ack')
-      return RESOLVED
+      return SETTLED
     }
     pending.push(delivery)
     pump()
-    if (pending.length + running < prefetch) return RESOLVED
+    if (pending.length + running < prefetch) return SETTLED
     if (!room) {
       let resolve!: () => void
       const promise = new Promise<void>((r) => {

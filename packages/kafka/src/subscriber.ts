@@ -16,6 +16,7 @@ import type { DeliveryHandler, SubscribeRequest, TransportContext, TransportSubs
 import { patternToRegExp, sleep } from '@msgkit/core'
 import * as kit from '@msgkit/core/adapter'
 import {
+  type Admin,
   type Consumer,
   type EachBatchPayload,
   type Kafka,
@@ -37,7 +38,8 @@ export interface SubscriberDeps {
   topology: Topology
   /** a client per member: kafkajs shares a committed-offset cache between the consumers of one client */
   newClient(): Kafka
-  provision(topic: string, group: string): Promise<void>
+  /** `work` on the session's admin, tried across outages (the transport's) */
+  withAdmin<T>(operation: string, topic: string, work: (admin: Admin) => Promise<T>): Promise<T>
 }
 
 type Partition = { topic: string; partition: number }
@@ -238,11 +240,7 @@ export async function startSubscriber(
       if (topicsGone) {
         for (const t of topics) topology.forget(t)
         for (const t of topics)
-          await supervisor.perform(
-            { operation: 'subscribe', topic: t },
-            Date.now() + BROKER_WAIT_MS,
-            (session) => session.admin.use((admin) => topology.ensureTopic(admin, t)),
-          )
+          await deps.withAdmin('subscribe', t, (admin) => topology.ensureTopic(admin, t))
         topicsGone = false
       }
     },
@@ -270,11 +268,7 @@ export async function startSubscriber(
   })
 
   const matchingTopics = async (): Promise<string[]> => {
-    const all = await supervisor.perform(
-      { operation: 'list topics' },
-      Date.now() + BROKER_WAIT_MS,
-      (session) => session.admin.use((admin) => topology.listTopics(admin)),
-    )
+    const all = await deps.withAdmin('list topics', what, (admin) => topology.listTopics(admin))
     return all.filter((t) => !t.startsWith('__') && pattern?.test(t)).sort()
   }
 
@@ -296,7 +290,7 @@ export async function startSubscriber(
   const label = `${what} (group ${group})`
   try {
     for (const topic of request.topic !== undefined ? [request.topic] : await matchingTopics()) {
-      await deps.provision(topic, group)
+      await deps.withAdmin('provision', topic, (admin) => topology.provision(admin, topic, group))
       topics.add(topic)
     }
     const deadline = Date.now() + BROKER_WAIT_MS

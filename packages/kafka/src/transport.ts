@@ -111,10 +111,11 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
   })
   const publisher = createPublisher({ config, supervisor, errors, topology })
 
+  /** `work` on the session's admin, tried across outages for up to BROKER_WAIT_MS */
+  const withAdmin = <T>(operation: string, topic: string, work: (admin: Admin) => Promise<T>): Promise<T> =>
+    supervisor.perform({ operation, topic }, Date.now() + BROKER_WAIT_MS, (s) => s.admin.use(work))
   const provision = (topic: string, group: string): Promise<void> =>
-    supervisor.perform({ operation: 'provision', topic }, Date.now() + BROKER_WAIT_MS, (session) =>
-      session.admin.use((admin) => topology.provision(admin, topic, group)),
-    )
+    withAdmin('provision', topic, (admin) => topology.provision(admin, topic, group))
 
   return {
     name: 'kafka',
@@ -125,7 +126,7 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
 
     subscribe(request, onDelivery) {
       const newClient = () => createKafkaClient(config, context.logger)
-      const deps = { config, context, supervisor, errors, topology, newClient, provision }
+      const deps = { config, context, supervisor, errors, topology, newClient, withAdmin }
       return subscriptions.add(() => startSubscriber(request, onDelivery, deps))
     },
 

@@ -13,12 +13,6 @@ import type {
 } from '../spi.js'
 import { getMemoryBroker, type MemoryConsumer, memoryQueueName, type StoredMessage } from './broker.js'
 
-/**
- * What send, ack and nack return when they are done at once (the usual case): the kit's SETTLED,
- * which core recognises and attaches no reaction to.
- */
-const DONE: Promise<void> = SETTLED
-
 /** A stored message as the transport hands it over; `deliveries` counts this delivery too. */
 function toTransportMessage(message: StoredMessage, deliveries: number): TransportMessage {
   const out: TransportMessage = {
@@ -208,7 +202,7 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
         if (!connected) return waitConnected(options.deadline).then(() => store(topic, messages, options))
         try {
           store(topic, messages, options)
-          return DONE
+          return SETTLED
         } catch (error) {
           return Promise.reject(error)
         }
@@ -238,22 +232,23 @@ export const memoryTransport: TransportDefinition<MemoryTransportConfig> = {
             const delivery: Delivery = {
               message: toTransportMessage(message, deliveries),
               ack() {
-                if (settled) return DONE
+                if (settled) return SETTLED
                 settled = true
                 broker.ack(qname, consumer, tag)
-                return DONE
+                return SETTLED
               },
               nack(options) {
-                if (settled) return DONE
+                if (settled) return SETTLED
                 settled = true
                 if (options?.requeue === false) broker.ack(qname, consumer, tag)
                 else broker.requeue(qname, consumer, tag)
-                return DONE
+                return SETTLED
               },
             }
+            // send, ack and nack are done at once: SETTLED, which core attaches no reaction to;
             // core's consumer answers SETTLED unless it asks the transport to wait (never rejects)
             const taken = onDelivery(delivery)
-            if (taken !== DONE) taken.then(undefined, reportError)
+            if (taken !== SETTLED) taken.then(undefined, reportError)
           },
         }
         const handle = {
