@@ -99,8 +99,16 @@ export function connectOptions(config: RabbitmqTransportConfig) {
   const clientProperties = { connection_name: name, product: 'msgkit' }
   return {
     endpoints,
-    // noDelay: confirms are latency-bound, no Nagle
-    socket: { timeout: config.connectTimeoutMs, noDelay: true, keepAlive: true, clientProperties, ...tls },
+    // noDelay: confirms are latency-bound, no Nagle; 1 MiB of socket buffer before amqplib's muxer
+    // waits for 'drain', so a corked batch (publisher.ts) goes out in one write
+    socket: {
+      timeout: config.connectTimeoutMs,
+      noDelay: true,
+      writableHighWaterMark: 1024 * 1024,
+      keepAlive: true,
+      clientProperties,
+      ...tls,
+    },
     // no frameMax: amqplib's default, 128 KiB
     connect: (index: number): Options.Connect => ({ protocol, ...hosts[index], ...handshake }),
     /** a host (default: every one) as a URL without the password, for error texts */

@@ -38,8 +38,6 @@ export interface Wire {
   queue?: string
   /** set when the send wants unroutable ids: RabbitMQ's basic.return ids are collected here */
   returned?: string[]
-  /** confirmed in a flush that failed as a whole: not published again when retried alone */
-  confirmed?: boolean
 }
 
 /** Size of a header table as amqplib encodes it: 4, then 6 + name + value bytes per header. */

@@ -4,6 +4,8 @@
  * again (same msgkit id). With `detectUnroutable` messages go out `mandatory`, and a send with
  * returned ones rejects with MSGKIT_UNROUTABLE once all of it was confirmed.
  */
+
+import type { Socket } from 'node:net'
 import { ErrorCodes, MsgkitError, type OutgoingMessage, type SendOptions } from '@msgkit/core'
 import * as kit from '@msgkit/core/adapter'
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
@@ -14,24 +16,47 @@ import { delayBucket, type Topology } from './topology.js'
 /** `error`: what the broker closed it with (a refusal); `returned`: `exchange \n id` of returned, unconfirmed messages */
 type PublishChannel = { model: ChannelModel; channel: ConfirmChannel; error?: unknown; returned: Set<string> }
 
+/**
+ * amqplib hands every publish to the socket as its own write: one syscall and, with noDelay, one TCP
+ * segment per message, the largest part of a publish's CPU. Corking the socket while a batch is
+ * written, until amqplib's muxer has run (it writes on a setImmediate scheduled from the channel
+ * buffer's 'readable', a nextTick), sends the batch in a few writes. Returns the uncork, which
+ * must be called once. Only timing depends on amqplib's internals: without them, writes go as before.
+ */
+function corked(model: ChannelModel): () => void {
+  const socket = (model as { connection?: { stream?: Partial<Socket> } }).connection?.stream
+  if (typeof socket?.cork !== 'function' || typeof socket.uncork !== 'function') return () => {}
+  socket.cork()
+  return () => process.nextTick(() => setImmediate(() => socket.uncork?.()))
+}
+
 export function createPublisher(
   topology: Topology,
   supervisor: kit.Supervisor<ChannelModel>,
   errors: kit.ErrorTable,
 ) {
-  let live: PublishChannel | undefined // on the live connection (the outbox runs one flush at a time)
+  // one channel on the live connection, shared by the batches in flight (one channel keeps their order)
+  let live: { model: ChannelModel; channel: Promise<PublishChannel> } | undefined
 
-  const channelOf = async (model: ChannelModel): Promise<PublishChannel> => {
-    if (live?.model === model) return live
+  const open = async (model: ChannelModel): Promise<PublishChannel> => {
     const channel = await model.createConfirmChannel()
     const pc: PublishChannel = { model, channel, returned: new Set() }
     channel.on('error', (error: unknown) => Object.assign(pc, { error }))
     channel.on('close', () => {
-      if (live === pc) live = undefined
+      if (live?.model === model) live = undefined
     })
     channel.on('return', (m: Message) => pc.returned.add(`${m.fields.exchange}\n${m.properties.messageId}`))
-    live = pc
     return pc
+  }
+  const channelOf = (model: ChannelModel): Promise<PublishChannel> => {
+    if (live?.model !== model) {
+      const opening = { model, channel: open(model) }
+      opening.channel.catch(() => {
+        if (live === opening) live = undefined
+      })
+      live = opening
+    }
+    return live.channel
   }
 
   /** A message's exchange and routing key: its topic's exchange, or (default exchange) its delay's wait queue. */
@@ -41,7 +66,7 @@ export function createPublisher(
     return [topology.naming.exchange(topic), topic]
   }
 
-  const flush = async (model: ChannelModel, batch: ReadonlyArray<kit.OutboxEntry<Wire>>) => {
+  const flush: kit.FlushBatch<ChannelModel, Wire> = async (model, batch, settled) => {
     const pc = await channelOf(model)
     const known = new Map<string, Promise<[string, string]>>() // one route per topic and delay, not per message
     const routeOf = ({ topic, wire }: kit.OutboxEntry<Wire>) => {
@@ -51,16 +76,16 @@ export function createPublisher(
     }
     const routes = await Promise.all(batch.map(routeOf))
     const confirms: Array<Promise<unknown>> = []
+    let release = corked(model)
     for (const [i, { wire }] of batch.entries()) {
-      if (wire.confirmed) continue
       const [exchange, key] = routes[i] as [string, string]
       let writable = true
       confirms[i] = new Promise<unknown>((resolve) => {
         const confirmed = (error: unknown) => {
           if (error) return resolve(error)
-          wire.confirmed = true
           // RabbitMQ sends basic.return before the basic.ack of a mandatory unroutable message
           if (wire.returned && pc.returned.delete(`${exchange}\n${wire.id}`)) wire.returned.push(wire.id)
+          settled(i)
           resolve(undefined)
         }
         try {
@@ -69,8 +94,13 @@ export function createPublisher(
           resolve(error) // amqplib throws at once on a closed channel
         }
       })
-      if (!writable) await kit.whenDrained(pc.channel)
+      if (!writable) {
+        release()
+        await kit.whenDrained(pc.channel)
+        release = corked(model)
+      }
     }
+    release()
     const outcomes = await Promise.all(batch.map((_, i) => confirms[i]))
     if (outcomes.every((e) => e === undefined)) return undefined
     // 3.10 nacks every publish on a channel whose quorum-queue client met a dead leader: the retry takes a new one
@@ -91,6 +121,8 @@ export function createPublisher(
     errors,
     flush,
     maxBatchBytes: 4 * 1024 * 1024,
+    // one channel keeps the batches in order; its confirms settle each message as they arrive
+    maxInFlight: 16,
   })
 
   return {

@@ -25,11 +25,18 @@ export interface OutboxEntry<W> {
 /**
  * Puts a batch on the wire and resolves once the broker confirmed it. Resolve with nothing when
  * every entry was confirmed, or with one outcome per entry (`undefined` = confirmed, otherwise the
- * error for that entry: classified like a thrown one). Throwing fails the whole batch.
+ * error for that entry: classified like a thrown one). Throwing fails the whole batch, except the
+ * entries already passed to `confirmed`.
+ *
+ * `confirmed(index)` (optional to call): the broker confirmed that entry now. Its send settles
+ * without waiting for the rest of the batch, and it is never sent again, whatever the batch's end.
+ * Brokers that confirm message by message (RabbitMQ) call it from their confirm callback, so a
+ * caller does not wait for the slowest confirm of its batch.
  */
 export type FlushBatch<S, W> = (
   session: S,
   batch: ReadonlyArray<OutboxEntry<W>>,
+  confirmed: (index: number) => void,
 ) => Promise<undefined | ReadonlyArray<unknown>>
 
 export interface OutboxOptions<S, W> {
@@ -84,6 +91,8 @@ interface Item<W> extends OutboxEntry<W> {
   seq: number
   /** this entry failed as part of a batch: send it alone to learn whether it is the culprit */
   alone: boolean
+  /** the broker confirmed it (counted in its ticket): never sent again */
+  done: boolean
 }
 
 /** Creates an outbox on a supervisor. */
@@ -205,6 +214,13 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
     )
   }
 
+  const confirm = (item: Item<W>): void => {
+    if (item.done) return
+    item.done = true
+    item.ticket.remaining -= 1
+    if (item.ticket.remaining === 0) settle(item.ticket)
+  }
+
   const fail = (item: Item<W>, error: unknown): void => {
     item.ticket.remaining = 0
     settle(item.ticket, error)
@@ -283,10 +299,15 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
   const flushBatch = async (session: S, batch: Array<Item<W>>): Promise<void> => {
     let outcomes: undefined | ReadonlyArray<unknown>
     try {
-      outcomes = await options.flush(session, batch)
+      outcomes = await options.flush(session, batch, (i) => {
+        const item = batch[i]
+        if (item && !abandoned) confirm(item)
+      })
     } catch (error) {
       if (abandoned) return
-      const back = batch.filter((item) => onFailure(item, error, session, batch.length > 1) === 'retry')
+      const back = batch.filter(
+        (item) => !item.done && onFailure(item, error, session, batch.length > 1) === 'retry',
+      )
       unshift(back)
       if (failureKind(errors, error) === 'transient') retryLater()
       return
@@ -294,18 +315,14 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
     if (abandoned) return
     const back: Array<Item<W>> = []
     let transient = false
-    batch.forEach((item, i) => {
+    for (const [i, item] of batch.entries()) {
       const error = outcomes?.[i]
-      if (error === undefined || error === null) {
-        item.ticket.remaining -= 1
-        if (item.ticket.remaining === 0) settle(item.ticket)
-        return
-      }
-      if (onFailure(item, error, session, false) === 'retry') {
+      if (item.done || error === undefined || error === null) confirm(item)
+      else if (onFailure(item, error, session, false) === 'retry') {
         back.push(item)
         if (failureKind(errors, error) === 'transient') transient = true
       }
-    })
+    }
     if (back.length < batch.length) failures = 0
     unshift(back)
     if (transient) retryLater()
@@ -326,7 +343,16 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
         }
         ticket.deadline = deadlines.schedule(deadline, () => settle(ticket, timeoutError(ticket)))
         for (const w of wires)
-          push({ topic, wire: w.wire, bytes: w.bytes, deadline, ticket, alone: false, seq: seq++ })
+          push({
+            topic,
+            wire: w.wire,
+            bytes: w.bytes,
+            deadline,
+            ticket,
+            alone: false,
+            done: false,
+            seq: seq++,
+          })
         schedule()
       })
     },

@@ -19,6 +19,8 @@ interface Peer {
   sockets: Set<Socket>
   /** answer SENDs (false: swallow them, like a frozen broker) */
   answering: boolean
+  /** when set, answer only these */
+  answerOnly?: Set<string>
   /** refuse the login */
   refuseLogin: boolean
   received: string[]
@@ -48,7 +50,8 @@ async function startPeer(port = 0): Promise<Peer> {
             if (line.startsWith('LOGIN')) socket.write(peer.refuseLogin ? 'DENIED\n' : 'WELCOME\n')
             else if (line.startsWith('SEND ')) {
               peer.received.push(line.slice(5))
-              if (peer.answering) socket.write(`OK ${line.slice(5)}\n`)
+              const name = line.slice(5)
+              if (peer.answering && (peer.answerOnly?.has(name) ?? true)) socket.write(`OK ${name}\n`)
             }
           }
         })
@@ -95,7 +98,7 @@ const errors: ErrorTable = {
 function kit(
   ports: number[],
   events: TransportEvent[] = [],
-  batching: { maxInFlight?: number; maxBatchMessages?: number } = {},
+  batching: { maxInFlight?: number; maxBatchMessages?: number; confirmEach?: boolean } = {},
 ) {
   const supervisor = createSupervisor<Session>({
     name: 'line',
@@ -150,14 +153,16 @@ function kit(
     name: 'line',
     supervisor,
     errors,
-    ...batching,
-    flush: (session, batch) =>
+    maxInFlight: batching.maxInFlight,
+    maxBatchMessages: batching.maxBatchMessages,
+    flush: (session, batch, confirmed) =>
       new Promise((resolve, reject) => {
         let left = batch.length
         const onClose = (): void => reject(new Error('connection lost mid-batch'))
         session.socket.once('close', onClose)
-        for (const entry of batch) {
+        for (const [i, entry] of batch.entries()) {
           session.confirms.set(entry.wire, () => {
+            if (batching.confirmEach) confirmed(i)
             left -= 1
             if (left === 0) {
               session.socket.off('close', onClose)
@@ -237,6 +242,27 @@ describe('adapter kit', () => {
     for (const socket of peer.sockets) socket.destroy()
     await Promise.all(sends)
     expect(peer.received).toEqual(names)
+    await outbox.close()
+  })
+
+  it('an entry confirmed on its own settles before its batch and is not sent again when the batch is lost', async () => {
+    const peer = await startPeer()
+    const { supervisor, outbox } = kit([peer.port], [], { maxBatchMessages: 5, confirmEach: true })
+    cleanups.push(
+      () => supervisor.close(),
+      () => peer.stop(),
+    )
+    await supervisor.connect()
+    peer.answerOnly = new Set(['m0', 'm1'])
+    const names = ['m0', 'm1', 'm2', 'm3', 'm4']
+    const sends = names.map((name) => outbox.send('t', [{ wire: name, bytes: 1 }], Date.now() + 10_000))
+    // m0 and m1 are confirmed while m2..m4 wait in the same batch
+    await Promise.all(sends.slice(0, 2))
+    peer.received.length = 0
+    peer.answerOnly = undefined
+    for (const socket of peer.sockets) socket.destroy()
+    await Promise.all(sends)
+    expect(peer.received).toEqual(['m2', 'm3', 'm4'])
     await outbox.close()
   })
 
