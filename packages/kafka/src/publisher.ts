@@ -88,7 +88,7 @@ export function createPublisher(deps: {
     maxBatchMessages: 2_000,
     // the broker's limit applies to one partition's record batch; no batch of ours is larger
     maxBatchBytes: config.messageMaxBytes - RECORD_BATCH_HEADER_BYTES - gzipSlack(config.messageMaxBytes),
-    async flush(session, batch) {
+    async flush(session, batch, settled) {
       const refused = new Map<string, unknown>()
       for (const topic of new Set(batch.map((entry) => entry.topic))) {
         try {
@@ -101,7 +101,8 @@ export function createPublisher(deps: {
         }
       }
       const ready = refused.size === 0 ? batch : batch.filter((entry) => !refused.has(entry.topic))
-      if (ready.length > 0) await sendPerPartition(session, ready)
+      // a partition's records settle when its send answers (indexes are the batch's only when nothing was refused)
+      if (ready.length > 0) await sendPerPartition(session, ready, ready === batch ? settled : undefined)
       return refused.size === 0 ? undefined : batch.map((entry) => refused.get(entry.topic))
     },
   })

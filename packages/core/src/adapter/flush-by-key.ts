@@ -3,7 +3,9 @@
  * or DeleteMessageBatch, SNS: one topic per PublishBatch): the outbox's batch goes out as one call
  * per key, all at once, and each entry's outcome is put back in its place. A call that fails as a
  * whole fails the flush (the outbox retries it, or tries each entry alone) once every call has
- * answered; what the other calls confirmed meanwhile is remembered and not sent again.
+ * answered; what the other calls confirmed meanwhile is remembered and not sent again. Given the
+ * outbox's `confirmed`, each call's confirmed entries are passed to it as the call answers, so their
+ * sends settle without waiting for the other calls.
  */
 import type { FlushBatch, OutboxEntry } from './outbox.js'
 
@@ -18,9 +20,13 @@ export type KeyedCall<S, W> = (
 export function flushByKey<S, W>(
   keyOf: (entry: OutboxEntry<W>) => string,
   call: KeyedCall<S, W>,
-): FlushBatch<S, W> {
+): (
+  session: S,
+  batch: ReadonlyArray<OutboxEntry<W>>,
+  settled?: (index: number) => void,
+) => ReturnType<FlushBatch<S, W>> {
   const confirmed = new WeakSet<OutboxEntry<W>>()
-  return async (session, batch) => {
+  return async (session, batch, settled) => {
     const groups = new Map<string, number[]>()
     for (const [i, entry] of batch.entries()) {
       if (confirmed.has(entry)) continue
@@ -33,7 +39,9 @@ export function flushByKey<S, W>(
       const results = await call(session, key, entries)
       for (const [k, i] of indexes.entries()) {
         outcomes[i] = results?.[k]
-        if (outcomes[i] === undefined || outcomes[i] === null) confirmed.add(batch[i] as OutboxEntry<W>)
+        if (outcomes[i] !== undefined && outcomes[i] !== null) continue
+        confirmed.add(batch[i] as OutboxEntry<W>)
+        settled?.(i)
       }
     }
     const failed = (await Promise.allSettled([...groups].map(send))).find((r) => r.status === 'rejected')

@@ -45,8 +45,11 @@ describe('flushByKey', () => {
       },
     )
     const batch = [entry('a', 'a1'), entry('b', 'b1')]
-    await expect(flush(null, batch)).rejects.toThrow('throttled')
+    const settled: number[] = []
+    await expect(flush(null, batch, (i) => settled.push(i))).rejects.toThrow('throttled')
     expect(sent).toEqual(['a1'])
+    // the outbox heard of a1 as soon as its call answered
+    expect(settled).toEqual([0])
     down = false
     // the outbox retries the same entries
     expect(await flush(null, batch)).toEqual([undefined, undefined])
