@@ -24,7 +24,8 @@ export const MQT_EVENT = z.object({
 export type MqtEvent = z.infer<typeof MQT_EVENT>
 
 const silent = (): void => {}
-const logger = {
+/** a logger that says nothing (the toolkit's logger interface, pino-like) */
+export const logger = {
   level: 'silent',
   info: silent,
   warn: silent,
@@ -36,7 +37,7 @@ const logger = {
   child: () => logger,
   isLevelEnabled: () => false,
 }
-const errorReporter = { report: silent }
+export const errorReporter = { report: silent }
 
 export function mqtConnection(url: string): AmqpConnectionManager {
   const u = new URL(url)

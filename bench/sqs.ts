@@ -7,6 +7,7 @@
  * its handler.
  */
 
+import { randomUUID } from 'node:crypto'
 import {
   DeleteTopicCommand,
   ListTopicsCommand,
@@ -41,6 +42,8 @@ import {
   type Variant,
   within,
 } from './harness.js'
+import { mqtMessage } from './mqt.js'
+import { MQT_SQS_GUARANTEES, MqtSqsConsumer, MqtSqsPublisher } from './mqt-sqs.js'
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 
@@ -109,6 +112,34 @@ const msgkitPublish =
     await m.close()
     return { messages: args.messages, ms, cpuMs }
   }
+
+const mqtPublish: Cell = async (args) => {
+  const { queueUrl } = args as CellArgs & { queueUrl: string }
+  const payload = jsonBody(args.bytes)
+  const sqs = sqsClient()
+  const publisher = new MqtSqsPublisher(sqs, queueUrl)
+  await publisher.init()
+  const run = (n: number) => pool(n, IN_FLIGHT, () => publisher.publish(mqtMessage(randomUUID(), payload)))
+  await run(args.warmup)
+  const { ms, cpuMs } = await timedCpu(() => run(args.messages))
+  await publisher.close()
+  sqs.destroy()
+  return { messages: args.messages, ms, cpuMs }
+}
+
+const mqtConsume: Cell = async (args) => {
+  const { queueUrl } = args as CellArgs & { queueUrl: string }
+  const sqs = sqsClient()
+  const clock = consumeClock(args.warmup, args.messages)
+  const consumer = new MqtSqsConsumer(sqs, queueUrl, () => clock.hit())
+  clock.start()
+  await consumer.start()
+  await within(clock.done, CELL_TIMEOUT_MS, 'message-queue-toolkit consuming')
+  const measured = clock.measured()
+  await consumer.close()
+  sqs.destroy()
+  return measured
+}
 
 /** Raw receivers: ReceiveMessage (10, long poll 1 s), JSON.parse, DeleteMessageBatch, each in a loop. */
 const rawConsume: Cell = async (args) => {
@@ -217,6 +248,7 @@ async function plan(settings: Settings) {
         `msgkit publish(), ${IN_FLIGHT} concurrent (the outbox batches them, 10 per call)`,
       ),
       v('msgkit-batch', 'extra', `msgkit publishBatch() of ${IN_FLIGHT}, one at a time`),
+      v('mqt', 'peer', `message-queue-toolkit publish(), ${IN_FLIGHT} concurrent`, MQT_SQS_GUARANTEES),
       v(
         'msgkit-sns',
         'extra',
@@ -229,11 +261,12 @@ async function plan(settings: Settings) {
       { label: 'msgkit publish() / raw SendMessageBatch by hand', a: 'msgkit', b: 'raw-batch' },
       { label: 'msgkit publishBatch() / raw SendMessageBatch by hand', a: 'msgkit-batch', b: 'raw-batch' },
       { label: 'msgkit via SNS / msgkit straight to SQS', a: 'msgkit-sns', b: 'msgkit' },
+      { label: 'msgkit publish() / message-queue-toolkit publish()', a: 'msgkit', b: 'mqt' },
       { label: 'peak RSS: msgkit / raw', a: 'msgkit', b: 'raw', of: 'rssMb' },
     ],
     async prepare(variant, round) {
       const topic = `${round}-publish-${variant}`
-      if (variant.startsWith('raw')) return { queueUrl: await queueOf(run, topic) }
+      if (variant.startsWith('raw') || variant === 'mqt') return { queueUrl: await queueOf(run, topic) }
       if (variant === 'msgkit-sns') {
         const sns = await createMessaging(msgkit(run, true))
         await sns.provision(topic, GROUP)
@@ -261,26 +294,29 @@ async function plan(settings: Settings) {
         'msgkit',
         `msgkit subscribe(), concurrency ${CONSUME_CONCURRENCY} (default prefetch, up to 4 receives at once)`,
       ),
+      v('mqt', 'peer', 'message-queue-toolkit consumer, 4 instances × 10 per receive', MQT_SQS_GUARANTEES),
     ],
     primary: { msgkit: 'msgkit', raw: 'raw' },
     comparisons: [
       { label: 'msgkit / raw', a: 'msgkit', b: 'raw' },
+      { label: 'msgkit / message-queue-toolkit', a: 'msgkit', b: 'mqt' },
       { label: 'peak RSS: msgkit / raw', a: 'msgkit', b: 'raw', of: 'rssMb' },
     ],
     async prepare(variant, round) {
       const topic = `${round}-consume-${variant}`
       const count = warmup + consume.messages
       progress(`sqs ${round}: a backlog of ${count} for ${variant}`)
-      if (variant === 'raw') {
+      if (variant === 'raw' || variant === 'mqt') {
         const QueueUrl = await queueOf(run, topic)
-        const MessageBody = JSON.stringify(body)
+        // each side's own format: the toolkit validates its message type on receipt
+        const bodyOf = () => JSON.stringify(variant === 'mqt' ? mqtMessage(randomUUID(), body) : body)
         await pool(Math.ceil(count / 10), 8, (i) =>
           sqs.send(
             new SendMessageBatchCommand({
               QueueUrl,
               Entries: Array.from({ length: Math.min(10, count - i * 10) }, (_, j) => ({
                 Id: `m${j}`,
-                MessageBody,
+                MessageBody: bodyOf(),
               })),
             }),
           ),
@@ -295,7 +331,7 @@ async function plan(settings: Settings) {
 
   return {
     name: 'sqs',
-    title: `SQS (@aws-sdk/client-sqs 3.1175.0) at ${where}: standard queues, fan-out off unless said`,
+    title: `SQS (@aws-sdk/client-sqs 3.1175.0) at ${where}: standard queues, fan-out off unless said; message-queue-toolkit 24.2.1 (core 25.4.0) as a peer`,
     details: [
       'on moto this measures moto (Python, ~10 ms of server CPU per request): compare the ratios, not the rates; on AWS, the request count is the cost (docs/brokers/sqs.md)',
       `every cell connects before its clock starts and handles ${warmup} messages first; raw and msgkit use the same queue kind (msgkit's queue for the topic, fan-out off)`,
@@ -340,5 +376,7 @@ export const bench: BenchModule = {
     'publish/msgkit-sns': msgkitPublish('single', true),
     'consume/raw': rawConsume,
     'consume/msgkit': msgkitConsume,
+    'publish/mqt': mqtPublish,
+    'consume/mqt': mqtConsume,
   },
 }
