@@ -2,7 +2,7 @@
  * The pull loop of a consumer whose client asks for messages (SQS ReceiveMessage, any HTTP long
  * poll): pulls run while there is room under `prefetch` — the deliveries handed over and not yet
  * settled, plus what the open pulls may still bring — one at a time while the queue is empty, up to
- * `maxPulls` at once while messages flow. Each pull waits for a live session; a pull that fails with
+ * `maxPulls` at once while messages flow, each of them for a whole batch unless it is the only one. Each pull waits for a live session; a pull that fails with
  * the connection marks the session lost (the next one waits for the new session), any other failure
  * is reported and backed off, so the loop cannot spin. `stop` starts no new pull; an open one is left
  * to finish (a long poll cut short can hide what the broker already picked for it) unless it
@@ -103,7 +103,10 @@ export function createPullLoop<S>(options: PullLoopOptions<S>): PullLoop {
   const run = async (): Promise<void> => {
     while (!stopping.signal.aborted) {
       const free = prefetch - counter.count - reserved
-      if (free > 0 && open < (idle ? 1 : options.maxPulls)) {
+      // a partial pull only when none is open: a request costs the same whatever it brings (SQS bills
+      // per request), so while one is out the next waits for room for a whole batch
+      const room = open === 0 ? free > 0 : free >= options.maxBatch
+      if (room && open < (idle ? 1 : options.maxPulls)) {
         const want = Math.min(options.maxBatch, free)
         reserved += want
         open += 1

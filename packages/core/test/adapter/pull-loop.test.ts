@@ -46,16 +46,19 @@ function setUp(overrides: Partial<PullLoopOptions<Session>> & Pick<PullLoopOptio
 const settlement = (): DeliverySettlement => ({ ack: () => {}, nack: () => {} })
 
 describe('pull loop', () => {
-  it('holds prefetch with the open pulls counted, one pull while idle, more while messages flow', async () => {
+  it('holds prefetch with the open pulls counted, one pull while idle, more while messages flow, partial pulls only alone', async () => {
     let open = 0
     let most = 0
     const wants: number[] = []
+    const partialBesideAnother: number[] = []
     const held: DeliverySettlement[] = []
-    let available = 7
+    let available = 11
     const { supervisor, loop } = setUp({
-      prefetch: 8,
+      prefetch: 11,
+      maxPulls: 3,
       async pull(_, want) {
         wants.push(want)
+        if (want < 3 && open > 0) partialBesideAnother.push(want)
         open += 1
         most = Math.max(most, open)
         await sleep(5)
@@ -63,17 +66,19 @@ describe('pull loop', () => {
         const n = Math.min(want, available)
         available -= n
         for (let i = 0; i < n; i++) held.push(loop.track(settlement()))
-        expect(loop.count).toBeLessThanOrEqual(8)
+        expect(loop.count).toBeLessThanOrEqual(11)
         return n
       },
     })
     await supervisor.connect()
     loop.start()
     await sleep(60)
-    // idle at first: one pull of 3; then 3 + 2 in two pulls at once; never more than 8 held or asked for
-    expect(wants.slice(0, 3)).toEqual([3, 3, 2])
+    // idle at first: one pull of 3; then two of 3 at once; the last 2 places only once neither is open
+    expect(wants.slice(0, 4)).toEqual([3, 3, 3, 2])
     expect(most).toBe(2)
-    expect(loop.count).toBe(7)
+    // a request costs the same whatever it brings: no small pull beside a running one
+    expect(partialBesideAnother).toEqual([])
+    expect(loop.count).toBe(11)
     for (const s of held.splice(0)) await s.ack()
     await sleep(40)
     expect(loop.count).toBe(0)
