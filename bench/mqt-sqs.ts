@@ -4,9 +4,8 @@
  * message type as the AMQP peer. A peer in the SQS bench, on the same SDK and the same server.
  */
 import type { SQSClient } from '@aws-sdk/client-sqs'
-import { MessageHandlerConfigBuilder } from '@message-queue-toolkit/core'
 import { AbstractSqsConsumer, AbstractSqsPublisher } from '@message-queue-toolkit/sqs'
-import { errorReporter, logger, MQT_EVENT, type MqtEvent } from './mqt.js'
+import { consumerDeps, errorReporter, logger, MQT_EVENT, type MqtEvent, mqtHandlers } from './mqt.js'
 
 /** What it guarantees, for the tables (read from its source, version 24.2.1 / core 25.4.0 / sqs-consumer 14.2.8). */
 export const MQT_SQS_GUARANTEES =
@@ -29,25 +28,14 @@ export class MqtSqsPublisher extends AbstractSqsPublisher<MqtEvent> {
 export class MqtSqsConsumer extends AbstractSqsConsumer<MqtEvent, undefined> {
   constructor(sqsClient: SQSClient, queueUrl: string, onMessage: (message: MqtEvent) => void) {
     super(
-      {
-        sqsClient,
-        logger,
-        errorReporter,
-        consumerErrorResolver: { processError: (error: unknown) => error },
-        transactionObservabilityManager: undefined,
-      } as never,
+      { sqsClient, ...consumerDeps } as never,
       {
         locatorConfig: { queueUrl },
         messageTypeResolver: { messageTypePath: 'type' },
         logMessages: false,
         concurrentConsumersAmount: 4,
         consumerOverrides: { batchSize: 10, waitTimeSeconds: 1 },
-        handlers: new MessageHandlerConfigBuilder<MqtEvent, undefined>()
-          .addConfig(MQT_EVENT, async (message: MqtEvent) => {
-            onMessage(message)
-            return { result: 'success' as const }
-          })
-          .build(),
+        handlers: mqtHandlers(onMessage),
       } as never,
       undefined,
     )

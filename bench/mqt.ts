@@ -39,6 +39,23 @@ export const logger = {
 }
 export const errorReporter = { report: silent }
 
+/** What the toolkit's consumers (AMQP and SQS) are given besides their client: silence, errors as they are. */
+export const consumerDeps = {
+  logger,
+  errorReporter,
+  consumerErrorResolver: { processError: (error: unknown) => error },
+  transactionObservabilityManager: undefined,
+}
+
+/** The one handler every toolkit consumer in the bench has: count the message, succeed. */
+export const mqtHandlers = (onMessage: (message: MqtEvent) => void) =>
+  new MessageHandlerConfigBuilder<MqtEvent, undefined>()
+    .addConfig(MQT_EVENT, async (message: MqtEvent) => {
+      onMessage(message)
+      return { result: 'success' as const }
+    })
+    .build()
+
 export function mqtConnection(url: string): AmqpConnectionManager {
   const u = new URL(url)
   return new AmqpConnectionManager(
@@ -79,23 +96,12 @@ export class MqtPublisher extends AbstractAmqpQueuePublisher<MqtEvent> {
 export class MqtConsumer extends AbstractAmqpQueueConsumer<MqtEvent, undefined> {
   constructor(manager: AmqpConnectionManager, queueName: string, onMessage: (message: MqtEvent) => void) {
     super(
-      {
-        amqpConnectionManager: manager,
-        logger,
-        errorReporter,
-        consumerErrorResolver: { processError: (error: unknown) => error },
-        transactionObservabilityManager: undefined,
-      } as never,
+      { amqpConnectionManager: manager, ...consumerDeps } as never,
       {
         locatorConfig: { queueName },
         messageTypeResolver: { messageTypePath: 'type' },
         logMessages: false,
-        handlers: new MessageHandlerConfigBuilder<MqtEvent, undefined>()
-          .addConfig(MQT_EVENT, async (message: MqtEvent) => {
-            onMessage(message)
-            return { result: 'success' as const }
-          })
-          .build(),
+        handlers: mqtHandlers(onMessage),
       } as never,
       undefined,
     )
