@@ -2,9 +2,10 @@
  * The pull loop of a consumer whose client asks for messages (SQS ReceiveMessage, any HTTP long
  * poll): pulls run while there is room under `prefetch` — the deliveries handed over and not yet
  * settled, plus what the open pulls may still bring — one at a time while the queue is empty, up to
- * `maxPulls` at once while messages flow, each of them for a whole batch unless it is the only one. Each pull waits for a live session; a pull that fails with
- * the connection marks the session lost (the next one waits for the new session), any other failure
- * is reported and backed off, so the loop cannot spin. `stop` starts no new pull; an open one is left
+ * `maxPulls` at once while messages flow, each for a whole batch unless it is the only one open.
+ * Each pull waits for a live session; a pull that fails with the connection marks the session lost
+ * (the next one waits for the new session), any other failure is reported and backed off, so the
+ * loop cannot spin. `stop` starts no new pull; an open one is left
  * to finish (a long poll cut short can hide what the broker already picked for it) unless it
  * outlasts the grace given.
  */
