@@ -38,25 +38,25 @@ export function createPublisher(
   // one channel on the live connection, shared by the batches in flight (one channel keeps their order)
   let live: { model: ChannelModel; channel: Promise<PublishChannel> } | undefined
 
-  const open = async (model: ChannelModel): Promise<PublishChannel> => {
+  const open = async (model: ChannelModel, gone: () => void): Promise<PublishChannel> => {
     const channel = await model.createConfirmChannel()
     const pc: PublishChannel = { model, channel, returned: new Set() }
     channel.on('error', (error: unknown) => Object.assign(pc, { error }))
-    channel.on('close', () => {
-      if (live?.model === model) live = undefined
-    })
+    channel.on('close', gone)
     channel.on('return', (m: Message) => pc.returned.add(`${m.fields.exchange}\n${m.properties.messageId}`))
     return pc
   }
   const channelOf = (model: ChannelModel): Promise<PublishChannel> => {
-    if (live?.model !== model) {
-      const opening = { model, channel: open(model) }
-      opening.channel.catch(() => {
-        if (live === opening) live = undefined
-      })
-      live = opening
+    if (live?.model === model) return live.channel
+    // forgotten when it closes or fails to open; an older channel's close leaves a newer one alone
+    const mine = { model } as NonNullable<typeof live>
+    const gone = () => {
+      if (live === mine) live = undefined
     }
-    return live.channel
+    mine.channel = open(model, gone)
+    mine.channel.catch(gone)
+    live = mine
+    return mine.channel
   }
 
   /** A message's exchange and routing key: its topic's exchange, or (default exchange) its delay's wait queue. */
