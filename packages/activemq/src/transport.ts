@@ -87,6 +87,8 @@ export function createActivemqTransport(
   return {
     name: 'activemq',
     capabilities,
+    // every send goes through the kit's outbox, which settles it by its deadline
+    keepsDeadlines: true,
 
     async connect() {
       const connection = await supervisor.connect()

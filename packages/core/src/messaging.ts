@@ -154,7 +154,7 @@ export async function createMessaging(
  * OpenTelemetry instrumentation records nothing and does not overwrite the creation context core
  * wrote into the headers. msgkit's spans are the ones users see.
  */
-function suppressingDriver(transport: Transport, telemetry: Telemetry): Transport {
+export function suppressingDriver(transport: Transport, telemetry: Telemetry): Transport {
   return {
     get name() {
       return transport.name
@@ -165,6 +165,13 @@ function suppressingDriver(transport: Transport, telemetry: Telemetry): Transpor
     get telemetry() {
       return transport.telemetry
     },
+    get keepsDeadlines() {
+      return transport.keepsDeadlines
+    },
+    // not a call into the driver: nothing to suppress (without it, RabbitMQ's window was lost under tracing)
+    ...(transport.defaultPrefetch
+      ? { defaultPrefetch: (concurrency: number) => transport.defaultPrefetch?.(concurrency) as number }
+      : {}),
     connect: () => telemetry.driver(() => transport.connect()),
     send: (topic, messages, options) => telemetry.driver(() => transport.send(topic, messages, options)),
     provision: (topic, group) => telemetry.driver(() => transport.provision(topic, group)),

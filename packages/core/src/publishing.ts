@@ -87,6 +87,7 @@ export interface Publishing {
 /** Creates the publish side of a Messaging. */
 export function createPublishing(deps: PublishingDeps): Publishing {
   const { transport, telemetry } = deps
+  const keepsDeadlines = transport.keepsDeadlines === true
   const overrun = createDeadlineTimer()
   const producers = new Set<Producer>()
 
@@ -204,7 +205,7 @@ export function createPublishing(deps: PublishingDeps): Publishing {
 
   /**
    * transport.send with a deadline; a transport that overruns it gets a short grace, then a
-   * timeout. Resolves with `result` (one promise per send: this is every publish's path; a
+   * timeout (unless it declares `keepsDeadlines`). Resolves with `result` (one promise per send: this is every publish's path; a
    * transport that is done when send returns — SETTLED, as the memory transport — costs no
    * deadline and no reaction); `settled` runs once either way.
    */
@@ -233,6 +234,20 @@ export function createPublishing(deps: PublishingDeps): Publishing {
       settled?.()
       return Promise.resolve(result)
     }
+    // the transport settles by the deadline itself (the kit's outbox does): no guard per publish
+    if (keepsDeadlines)
+      return sending.then(
+        () => {
+          settled?.()
+          return result
+        },
+        (error: unknown) => {
+          settled?.()
+          const failure = sendFailure(name, messages, policy, error)
+          if (failure === undefined) return result
+          throw failure
+        },
+      )
     return new Promise<R>((resolve, reject) => {
       let done = false
       const finish = (error?: unknown): void => {

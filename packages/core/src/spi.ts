@@ -247,6 +247,13 @@ export interface Transport {
    * (measured: RabbitMQ) says so here.
    */
   defaultPrefetch?(concurrency: number): number
+  /**
+   * True when `send` (and `sendToGroup`) always settles by `options.deadline`, as sends through
+   * the kit's outbox do (contract case SP-4 checks it). Core then keeps no timer of its own per
+   * publish. Optional: without it, core rejects a send still open 2 s past its deadline with
+   * MSGKIT_PUBLISH_TIMEOUT.
+   */
+  readonly keepsDeadlines?: boolean
   /** Connect (or fail with MSGKIT_CONNECTION_FAILED / MSGKIT_AUTH_FAILED within seconds). */
   connect(): Promise<void>
   /** Resolve only once the broker durably accepted every message; reject with a MsgkitError. */

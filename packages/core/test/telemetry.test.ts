@@ -28,10 +28,13 @@ import {
   type Message,
   type MessageMeta,
   memoryTransport,
+  silentLogger,
   type Transport,
   type TransportDefinition,
 } from '../src/index.js'
+import { suppressingDriver } from '../src/messaging.js'
 import { semconvMode } from '../src/telemetry/conventions.js'
+import { telemetryOff } from '../src/telemetry/telemetry.js'
 
 let n = 0
 const brokerName = (): string => `core-telemetry-${Date.now()}-${++n}`
@@ -280,6 +283,47 @@ function kafkaLike(facts: {
 }
 
 describe('what a transport declares', () => {
+  it('reaches core through the tracing wrapper: every member, the optional ones included', async () => {
+    const r = recorder()
+    let requested: number | undefined
+    const definition: TransportDefinition<Parameters<typeof memoryTransport.create>[0]> = {
+      ...memoryTransport,
+      name: 'declaring',
+      schemes: [],
+      create(config, ctx): Transport {
+        const inner = memoryTransport.create(config, ctx)
+        return {
+          ...inner,
+          name: 'declaring',
+          keepsDeadlines: true,
+          defaultPrefetch: () => 1_234,
+          subscribe: (request, onDelivery) => {
+            requested = request.prefetch
+            return inner.subscribe(request, onDelivery)
+          },
+          sendToGroup: async () => {},
+          browse: async () => {},
+        }
+      },
+    }
+    const m = await open({ transport: definition, broker: brokerName() }, { telemetry: r.telemetry })
+    await m.subscribe('t', { group: 'g' }, () => {})
+    expect(requested, "the transport's default prefetch, with tracing on").toBe(1_234)
+    // the same for members core reads elsewhere: the wrapper has each one the transport has
+    const inner = definition.create({ broker: brokerName() } as never, {
+      logger: silentLogger,
+      emit: () => {},
+      secrets: [],
+      scrub: (t) => t,
+    })
+    const wrapped = suppressingDriver(inner, telemetryOff)
+    for (const member of Object.keys(inner) as Array<keyof Transport>) {
+      expect(wrapped[member] === undefined, `${member} kept by the wrapper`).toBe(inner[member] === undefined)
+    }
+    expect(wrapped.keepsDeadlines).toBe(true)
+    await inner.close()
+  })
+
   it('system, server.*, Kafka key, partition and offset on the spans', async () => {
     const r = recorder()
     const m = await open(

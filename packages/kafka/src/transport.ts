@@ -120,6 +120,8 @@ export function createKafkaTransport(config: KafkaTransportConfig, context: Tran
   return {
     name: 'kafka',
     capabilities: kafkaCapabilities(config),
+    // every send goes through the kit's outbox, which settles it by its deadline
+    keepsDeadlines: true,
     connect: async () => void (await supervisor.connect()),
     send: (topic, messages, options) => publisher.send(topic, messages, options.deadline),
     provision,

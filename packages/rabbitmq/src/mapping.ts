@@ -51,30 +51,39 @@ export const encodedHeaderBytes = (headers: Headers): number =>
  */
 export function toWire(topic: string, message: OutgoingMessage, bucket: number, returned?: string[]): Wire {
   const headers = compactWireHeaders(message, { id: true, timestamp: 'seconds', contentType: true })
-  const long = Object.keys(headers).find((name) => Buffer.byteLength(name) > 255)
-  if (long !== undefined)
-    throw new MsgkitError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `Header name ${JSON.stringify(`${long.slice(0, 40)}…`)} is longer than AMQP's 255 bytes. Nothing was sent.`,
-    )
-  const encoded = encodedHeaderBytes(headers)
-  if (encoded > AMQPLIB_TABLE_BYTES)
-    throw new MsgkitError(
-      ErrorCodes.MESSAGE_TOO_LARGE,
-      `Headers of a message for topic ${topic} encode to ${encoded} bytes (6 bytes per header on top of names and values); RabbitMQ through amqplib takes at most ${AMQPLIB_TABLE_BYTES}. Nothing was sent.`,
-      { details: { topic, encodedHeaderBytes: encoded, max: AMQPLIB_TABLE_BYTES } },
-    )
+  let table = false
+  for (const name in headers) {
+    table = true
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: count bytes only for names that could be too long
+    if (name.length > 85 && Buffer.byteLength(name) > 255)
+      throw new MsgkitError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `Header name ${JSON.stringify(`${name.slice(0, 40)}…`)} is longer than AMQP's 255 bytes. Nothing was sent.`,
+      )
+  }
+  if (table) {
+    const encoded = encodedHeaderBytes(headers)
+    if (encoded > AMQPLIB_TABLE_BYTES)
+      throw new MsgkitError(
+        ErrorCodes.MESSAGE_TOO_LARGE,
+        `Headers of a message for topic ${topic} encode to ${encoded} bytes (6 bytes per header on top of names and values); RabbitMQ through amqplib takes at most ${AMQPLIB_TABLE_BYTES}. Nothing was sent.`,
+        { details: { topic, encodedHeaderBytes: encoded, max: AMQPLIB_TABLE_BYTES } },
+      )
+  }
+  // built field by field: this runs for every message published
   const options: Options.Publish = {
     persistent: true,
     messageId: message.id,
     timestamp: Math.floor(message.timestamp / 1000), // AMQP: seconds
     contentType: contentTypeOf(message),
-    ...(Object.keys(headers).length > 0 ? { headers } : {}),
-    // RabbitMQ returns what reached no queue (basic.return, before the confirm)
-    ...(returned ? { mandatory: true } : {}),
   }
+  if (table) options.headers = headers
+  // RabbitMQ returns what reached no queue (basic.return, before the confirm)
+  if (returned) options.mandatory = true
   const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength)
-  return { id: message.id, content, options, bucket, ...(returned ? { returned } : {}) }
+  const wire: Wire = { id: message.id, content, options, bucket }
+  if (returned) wire.returned = returned
+  return wire
 }
 
 /** One delivery as msgkit sees it; `counts`: the queue keeps x-delivery-count (absent = first delivery). */

@@ -127,20 +127,30 @@ export function createPublisher(
 
   return {
     /** `queue`: into that group queue only (mandatory: a missing queue returns it, MSGKIT_UNROUTABLE) */
-    async send(topic: string, messages: OutgoingMessage[], options: SendOptions, queue?: string) {
-      const returned = options.detectUnroutable || queue ? [] : undefined
-      const wires = messages.map((m) => {
-        const bucket = !queue && m.delayMs && m.delayMs > 0 ? delayBucket(m.delayMs) : 0
-        const wire = Object.assign(toWire(topic, m, bucket, returned), queue ? { queue } : {})
-        return { wire, bytes: wire.content.byteLength }
+    send(topic: string, messages: OutgoingMessage[], options: SendOptions, queue?: string): Promise<void> {
+      const returned = options.detectUnroutable || queue ? ([] as string[]) : undefined
+      let sending: Promise<void>
+      try {
+        const wires = messages.map((m) => {
+          const bucket = !queue && m.delayMs && m.delayMs > 0 ? delayBucket(m.delayMs) : 0
+          const wire = toWire(topic, m, bucket, returned)
+          if (queue) wire.queue = queue
+          return { wire, bytes: wire.content.byteLength }
+        })
+        sending = outbox.send(topic, wires, options.deadline)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+      // most sends: the outbox's own promise (no async frame per publish)
+      if (!returned) return sending
+      return sending.then(() => {
+        if (returned.length > 0)
+          throw new MsgkitError(
+            ErrorCodes.UNROUTABLE,
+            `RabbitMQ confirmed ${returned.length} of ${messages.length} message(s) for ${topic} but routed them to no queue (basic.return): no group is provisioned ${queue ? `as ${queue}` : 'for this topic'}, so they were dropped. Provision the groups (messaging.provision) before publishing.`,
+            { details: { topic, ids: returned } },
+          )
       })
-      await outbox.send(topic, wires, options.deadline)
-      if (returned && returned.length > 0)
-        throw new MsgkitError(
-          ErrorCodes.UNROUTABLE,
-          `RabbitMQ confirmed ${returned.length} of ${messages.length} message(s) for ${topic} but routed them to no queue (basic.return): no group is provisioned ${queue ? `as ${queue}` : 'for this topic'}, so they were dropped. Provision the groups (messaging.provision) before publishing.`,
-          { details: { topic, ids: returned } },
-        )
     },
     close: () => outbox.close(),
   }

@@ -81,6 +81,8 @@ export function createRabbitmqTransport(
   return {
     name: 'rabbitmq',
     capabilities: rabbitmqCapabilities(config),
+    // every send goes through the kit's outbox, which settles it by its deadline
+    keepsDeadlines: true,
     telemetry: endpointTelemetry('rabbitmq', supervisor, (topic) => ({ routingKey: topic })),
     // a window of 1,000+ keeps a fast consumer busy across round trips (docs/performance.md)
     defaultPrefetch: (concurrency) => Math.min(10_000, Math.max(1_000, concurrency * 8)),

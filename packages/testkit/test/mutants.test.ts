@@ -105,6 +105,17 @@ const mutants: Array<{ name: string; wrap: Wrap; caughtBy: string[] }> = [
     caughtBy: ['SP-4', 'RS-1'],
   },
   {
+    // core keeps no timer of its own for such a transport: a send held past its deadline hangs the publish
+    name: 'declares keepsDeadlines but holds sends a minute past their deadline',
+    wrap: (transport) => ({
+      ...transport,
+      keepsDeadlines: true,
+      send: (topic, messages, options) =>
+        transport.send(topic, messages, { ...options, deadline: options.deadline + 60_000 }),
+    }),
+    caughtBy: ['SP-4'],
+  },
+  {
     name: 'leaks a broker header on the delay path',
     wrap: (transport) => ({
       ...transport,
