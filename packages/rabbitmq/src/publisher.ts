@@ -68,51 +68,32 @@ export function createPublisher(
 
   const flush: kit.FlushBatch<ChannelModel, Wire> = async (model, batch, settled) => {
     const pc = await channelOf(model)
-    // one route per topic and delay, not per message (a batch is mostly one topic)
-    const routes: Array<Promise<[string, string]> | [string, string]> = []
-    const known = new Map<string, Promise<[string, string]>>()
-    let last: kit.OutboxEntry<Wire> | undefined
-    for (const entry of batch) {
-      const { topic, wire } = entry
-      if (wire.queue) routes.push(['', wire.queue])
-      else if (last && !last.wire.queue && last.topic === topic && last.wire.bucket === wire.bucket)
-        routes.push(routes[routes.length - 1] as Promise<[string, string]>)
-      else {
-        const key = `${wire.bucket}:${topic}`
-        let cached = known.get(key)
-        if (!cached) known.set(key, (cached = route(model, topic, wire.bucket)))
-        routes.push(cached)
-      }
-      last = entry
+    const known = new Map<string, Promise<[string, string]>>() // one route per topic and delay, not per message
+    const routeOf = ({ topic, wire }: kit.OutboxEntry<Wire>) => {
+      const key = `${wire.bucket}:${topic}`
+      if (!wire.queue && !known.has(key)) known.set(key, route(model, topic, wire.bucket))
+      return wire.queue ? (['', wire.queue] as [string, string]) : known.get(key)
     }
-    const resolved = await Promise.all(routes)
-    // one outcome per message (undefined = confirmed), one promise for the batch
-    const outcomes: unknown[] = new Array(batch.length).fill(undefined)
-    let left = batch.length
-    let allAnswered!: () => void
-    const answered = new Promise<void>((resolve) => (allAnswered = resolve))
+    const routes = await Promise.all(batch.map(routeOf))
+    const confirms: Array<Promise<unknown>> = []
     let release = corked(model)
-    for (let i = 0; i < batch.length; i++) {
-      const { wire } = batch[i] as kit.OutboxEntry<Wire>
-      const [exchange, key] = resolved[i] as [string, string]
-      let once = false
-      const answer = (error: unknown): void => {
-        if (once) return
-        once = true
-        if (error) outcomes[i] = error
-        else {
+    for (const [i, { wire }] of batch.entries()) {
+      const [exchange, key] = routes[i] as [string, string]
+      let writable = true
+      confirms[i] = new Promise<unknown>((resolve) => {
+        const confirmed = (error: unknown) => {
+          if (error) return resolve(error)
           // RabbitMQ sends basic.return before the basic.ack of a mandatory unroutable message
           if (wire.returned && pc.returned.delete(`${exchange}\n${wire.id}`)) wire.returned.push(wire.id)
           settled(i)
+          resolve(undefined)
         }
-        if (--left === 0) allAnswered()
-      }
-      let writable = true
-      try {
-        writable = pc.channel.publish(exchange, key, wire.content, wire.options, answer)
-      } catch (error) {
-        answer(error) // amqplib throws at once on a closed channel
-      }
+        try {
+          writable = pc.channel.publish(exchange, key, wire.content, wire.options, confirmed)
+        } catch (error) {
+          resolve(error) // amqplib throws at once on a closed channel
+        }
+      })
       if (!writable) {
         release()
         await kit.whenDrained(pc.channel)
@@ -120,7 +101,7 @@ export function createPublisher(
       }
     }
     release()
-    await answered
+    const outcomes = await Promise.all(batch.map((_, i) => confirms[i]))
     if (outcomes.every((e) => e === undefined)) return undefined
     // 3.10 nacks every publish on a channel whose quorum-queue client met a dead leader: the retry takes a new one
     if (outcomes.some((e) => errorText(e) === 'message nacked')) void pc.channel.close().catch(() => {})
