@@ -24,9 +24,13 @@ export function createPublisher(
     // a RECEIPT waits for the fsync: one batch at a time made the next wait too (+30 ms p50 at 500/s);
     // batches fail together (an ERROR frame ends the connection), so they go back in order
     maxInFlight: 64,
-    async flush(connection, batch) {
-      const sent = batch.map(({ wire }) =>
-        connection.request('SEND', wire.headers, wire.body).catch((error: unknown) => error ?? 'SEND failed'),
+    async flush(connection, batch, confirmed) {
+      // each SEND settles on its own RECEIPT, not on its batch's last one
+      const sent = batch.map(({ wire }, i) =>
+        connection.request('SEND', wire.headers, wire.body).then(
+          () => confirmed(i),
+          (error: unknown) => error ?? 'SEND failed',
+        ),
       )
       const outcomes = await Promise.all(sent)
       return outcomes.some((outcome) => outcome !== undefined) ? outcomes : undefined
