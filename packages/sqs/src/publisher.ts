@@ -7,7 +7,7 @@
 import * as SNS from '@aws-sdk/client-sns'
 import * as SQS from '@aws-sdk/client-sqs'
 import type { OutgoingMessage, SendOptions } from '@msgkit/core'
-import { ErrorCodes, MsgkitError } from '@msgkit/core'
+import { ErrorCodes, MsgkitError, withTimeout } from '@msgkit/core'
 import { createOutbox, flushByKey, type OutboxEntry } from '@msgkit/core/adapter'
 import { entryError, isNotFound } from './errors.js'
 import { SNS_MAX_BYTES, SQS_MAX_BYTES, toWire, type Wire } from './mapping.js'
@@ -67,14 +67,17 @@ export function createPublisher({ config, supervisor, errors, topology, context 
 
   /** Fan-out on: SNS drops a message for a topic without subscriptions; ask (a question that fails tells nothing). */
   const routed = (topic: string, deadline: number): Promise<boolean> =>
-    supervisor
-      .perform({ operation: 'check subscriptions', topic }, deadline, (s) =>
+    withTimeout(
+      supervisor.perform({ operation: 'check subscriptions', topic }, deadline, (s) =>
         topology.hasSubscribers(s, topic),
-      )
-      .catch((error: unknown) => {
-        context.logger.debug({ topic, err: String(error) }, 'sqs: could not list subscriptions')
-        return true
-      })
+      ),
+      // bounded by the send's deadline (the transport keeps it): an unanswered question tells nothing
+      Math.max(0, deadline - Date.now()),
+      () => new Error('no answer before the deadline'),
+    ).catch((error: unknown) => {
+      context.logger.debug({ topic, err: String(error) }, 'sqs: could not list subscriptions')
+      return true
+    })
 
   return {
     async send(topic: string, messages: OutgoingMessage[], options: SendOptions): Promise<void> {

@@ -84,6 +84,8 @@ export function createSqsTransport(config: SqsTransportConfig, context: Transpor
   return {
     name: 'sqs',
     capabilities: sqsCapabilities(config),
+    // every send goes through the kit's outbox, and the unroutable check after it is bounded too
+    keepsDeadlines: true,
     telemetry: {
       system: 'aws_sqs',
       serverAddress: config.endpoint ? new URL(config.endpoint).hostname : parts.where,
