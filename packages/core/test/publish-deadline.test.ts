@@ -9,12 +9,10 @@ import {
   ErrorCodes,
   isMsgkitError,
   MsgkitError,
-  memoryTransport,
   type OutgoingMessage,
   type SendOptions,
-  type Transport,
-  type TransportDefinition,
 } from '../src/index.js'
+import { memoryVariant } from './support/memory-variant.js'
 
 type Send = (topic: string, messages: OutgoingMessage[], options: SendOptions) => Promise<void>
 
@@ -26,21 +24,11 @@ afterEach(async () => {
 
 /** the memory transport with its `send` replaced, declaring `keepsDeadlines` or not */
 async function open(send: Send, keepsDeadlines: boolean, unroutable = false) {
-  const definition: TransportDefinition<Parameters<typeof memoryTransport.create>[0]> = {
-    ...memoryTransport,
-    name: 'scripted',
-    schemes: [],
-    create(config, ctx): Transport {
-      const inner = memoryTransport.create(config, ctx)
-      return {
-        ...inner,
-        name: 'scripted',
-        capabilities: { ...inner.capabilities, unroutable },
-        ...(keepsDeadlines ? { keepsDeadlines: true } : {}),
-        send,
-      }
-    },
-  }
+  const definition = memoryVariant('scripted', (inner) => ({
+    capabilities: { ...inner.capabilities, unroutable },
+    ...(keepsDeadlines ? { keepsDeadlines: true } : {}),
+    send,
+  }))
   const m = await createMessaging({ transport: definition, broker: `publish-deadline-${Date.now()}-${++n}` })
   closers.push(() => m.close())
   return m

@@ -27,14 +27,13 @@ import {
   getMemoryBroker,
   type Message,
   type MessageMeta,
-  memoryTransport,
   silentLogger,
   type Transport,
-  type TransportDefinition,
 } from '../src/index.js'
 import { suppressingDriver } from '../src/messaging.js'
 import { semconvMode } from '../src/telemetry/conventions.js'
 import { telemetryOff } from '../src/telemetry/telemetry.js'
+import { memoryVariant } from './support/memory-variant.js'
 
 let n = 0
 const brokerName = (): string => `core-telemetry-${Date.now()}-${++n}`
@@ -259,53 +258,30 @@ describe('with the SDK', () => {
 })
 
 /** The memory transport, claiming to be a Kafka cluster, with partition and offset on each delivery. */
-function kafkaLike(facts: {
-  meta: MessageMeta
-}): TransportDefinition<Parameters<typeof memoryTransport.create>[0]> {
-  return {
-    ...memoryTransport,
-    name: 'kafka-like',
-    schemes: [],
-    create(config, ctx): Transport {
-      const inner = memoryTransport.create(config, ctx)
-      return {
-        ...inner,
-        name: 'kafka-like',
-        capabilities: inner.capabilities,
-        telemetry: { system: 'kafka', serverAddress: 'broker-1.internal', serverPort: 9092 },
-        subscribe: (request, onDelivery) =>
-          inner.subscribe(request, (delivery) =>
-            onDelivery({ ...delivery, message: { ...delivery.message, meta: facts.meta } }),
-          ),
-      }
-    },
-  }
+function kafkaLike(facts: { meta: MessageMeta }) {
+  return memoryVariant('kafka-like', (inner) => ({
+    telemetry: { system: 'kafka', serverAddress: 'broker-1.internal', serverPort: 9092 },
+    subscribe: (request, onDelivery) =>
+      inner.subscribe(request, (delivery) =>
+        onDelivery({ ...delivery, message: { ...delivery.message, meta: facts.meta } }),
+      ),
+  }))
 }
 
 describe('what a transport declares', () => {
   it('reaches core through the tracing wrapper: every member, the optional ones included', async () => {
     const r = recorder()
     let requested: number | undefined
-    const definition: TransportDefinition<Parameters<typeof memoryTransport.create>[0]> = {
-      ...memoryTransport,
-      name: 'declaring',
-      schemes: [],
-      create(config, ctx): Transport {
-        const inner = memoryTransport.create(config, ctx)
-        return {
-          ...inner,
-          name: 'declaring',
-          keepsDeadlines: true,
-          defaultPrefetch: () => 1_234,
-          subscribe: (request, onDelivery) => {
-            requested = request.prefetch
-            return inner.subscribe(request, onDelivery)
-          },
-          sendToGroup: async () => {},
-          browse: async () => {},
-        }
+    const definition = memoryVariant('declaring', (inner) => ({
+      keepsDeadlines: true,
+      defaultPrefetch: () => 1_234,
+      subscribe: (request, onDelivery) => {
+        requested = request.prefetch
+        return inner.subscribe(request, onDelivery)
       },
-    }
+      sendToGroup: async () => {},
+      browse: async () => {},
+    }))
     const m = await open({ transport: definition, broker: brokerName() }, { telemetry: r.telemetry })
     await m.subscribe('t', { group: 'g' }, () => {})
     expect(requested, "the transport's default prefetch, with tracing on").toBe(1_234)
@@ -384,45 +360,33 @@ function instrumentedDriver(tracerProvider: BasicTracerProvider, seen: { suppres
     const span = tracer.startSpan(`driver ${what}`, { kind: SpanKind.PRODUCER })
     return span
   }
-  const definition: TransportDefinition<Parameters<typeof memoryTransport.create>[0]> = {
-    ...memoryTransport,
-    name: 'instrumented',
-    schemes: [],
-    create(config, ctx): Transport {
-      const inner = memoryTransport.create(config, ctx)
-      return {
-        ...inner,
-        name: 'instrumented',
-        capabilities: inner.capabilities,
-        connect: () => {
-          instrument('connect').end()
-          return inner.connect()
-        },
-        send: (topic, messages, options) => {
-          for (const message of messages) {
-            const span = instrument('send')
-            // what the instrumentations do: overwrite the creation context with their own span
-            propagation.inject(trace.setSpan(context.active(), span), message.headers)
-            span.end()
-          }
-          return inner.send(topic, messages, options)
-        },
-        subscribe: (request, onDelivery) => {
-          instrument('subscribe').end()
-          return inner.subscribe(request, (delivery) =>
-            onDelivery({
-              ...delivery,
-              ack: () => {
-                instrument('ack').end()
-                return delivery.ack()
-              },
-            }),
-          )
-        },
-      }
+  return memoryVariant('instrumented', (inner) => ({
+    connect: () => {
+      instrument('connect').end()
+      return inner.connect()
     },
-  }
-  return definition
+    send: (topic, messages, options) => {
+      for (const message of messages) {
+        const span = instrument('send')
+        // what the instrumentations do: overwrite the creation context with their own span
+        propagation.inject(trace.setSpan(context.active(), span), message.headers)
+        span.end()
+      }
+      return inner.send(topic, messages, options)
+    },
+    subscribe: (request, onDelivery) => {
+      instrument('subscribe').end()
+      return inner.subscribe(request, (delivery) =>
+        onDelivery({
+          ...delivery,
+          ack: () => {
+            instrument('ack').end()
+            return delivery.ack()
+          },
+        }),
+      )
+    },
+  }))
 }
 
 describe('no double tracing under a driver instrumentation', () => {
