@@ -30,8 +30,8 @@ import {
   silentLogger,
   type Transport,
 } from '../src/index.js'
-import { suppressingDriver } from '../src/messaging.js'
 import { semconvMode } from '../src/telemetry/conventions.js'
+import { suppressingDriver } from '../src/telemetry/suppressing-driver.js'
 import { telemetryOff } from '../src/telemetry/telemetry.js'
 import { memoryVariant } from './support/memory-variant.js'
 
