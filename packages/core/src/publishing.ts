@@ -205,9 +205,9 @@ export function createPublishing(deps: PublishingDeps): Publishing {
 
   /**
    * transport.send with a deadline; a transport that overruns it gets a short grace, then a
-   * timeout (unless it declares `keepsDeadlines`). Resolves with `result` (one promise per send: this is every publish's path; a
-   * transport that is done when send returns — SETTLED, as the memory transport — costs no
-   * deadline and no reaction); `settled` runs once either way.
+   * timeout (unless it declares `keepsDeadlines`). Resolves with `result` (one promise per send:
+   * this is every publish's path; a transport that is done when send returns — SETTLED, as the
+   * memory transport — costs no deadline and no reaction); `settled` runs once either way.
    */
   const send = <R>(
     name: string,
