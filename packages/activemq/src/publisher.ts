@@ -40,16 +40,10 @@ export function createPublisher(
   return {
     send(topic: string, messages: OutgoingMessage[], options: SendOptions): Promise<void> {
       const destination = topicDestination(topic)
-      try {
-        const wires = messages.map((message) => {
-          const frame = toFrame(destination, topic, message, limits)
-          return { wire: frame, bytes: frame.body.byteLength }
-        })
-        // the outbox's own promise: no async frame per publish
-        return outbox.send(topic, wires, options.deadline)
-      } catch (error) {
-        return Promise.reject(error)
-      }
+      return outbox.send(topic, messages, options.deadline, (message) => {
+        const frame = toFrame(destination, topic, message, limits)
+        return { wire: frame, bytes: frame.body.byteLength }
+      })
     },
     /** gives queued sends the kit's grace period, then rejects the rest with MSGKIT_CLOSED */
     close: () => outbox.close(),

@@ -109,26 +109,19 @@ export function createPublisher(deps: {
 
   return {
     send(topic: string, messages: OutgoingMessage[], deadline: number): Promise<void> {
-      let wires: Array<{ wire: Message; bytes: number }>
-      try {
-        wires = messages.map((message) => {
-          const record = encodeRecord(message)
-          // exact check of what core cannot see: key, per-header overhead, batch header, compression
-          const bytes = record.bytes + RECORD_BATCH_HEADER_BYTES + gzipSlack(record.bytes)
-          if (bytes > config.messageMaxBytes) {
-            throw new MsgkitError(
-              ErrorCodes.MESSAGE_TOO_LARGE,
-              `A message for Kafka topic ${topic} needs up to ${bytes} bytes on the wire (body, key, headers and record overhead); the broker takes at most ${config.messageMaxBytes} (messageMaxBytes). Nothing was sent.`,
-              { details: { topic, bytes, max: config.messageMaxBytes } },
-            )
-          }
-          return { wire: record.message, bytes: record.bytes }
-        })
-      } catch (error) {
-        return Promise.reject(error)
-      }
-      // the outbox's own promise: no async frame per publish
-      return outbox.send(topic, wires, deadline)
+      return outbox.send(topic, messages, deadline, (message) => {
+        const record = encodeRecord(message)
+        // exact check of what core cannot see: key, per-header overhead, batch header, compression
+        const bytes = record.bytes + RECORD_BATCH_HEADER_BYTES + gzipSlack(record.bytes)
+        if (bytes > config.messageMaxBytes) {
+          throw new MsgkitError(
+            ErrorCodes.MESSAGE_TOO_LARGE,
+            `A message for Kafka topic ${topic} needs up to ${bytes} bytes on the wire (body, key, headers and record overhead); the broker takes at most ${config.messageMaxBytes} (messageMaxBytes). Nothing was sent.`,
+            { details: { topic, bytes, max: config.messageMaxBytes } },
+          )
+        }
+        return { wire: record.message, bytes: record.bytes }
+      })
     },
     /** gives queued sends the kit's grace period, then rejects the rest with MSGKIT_CLOSED */
     close: () => outbox.close(),

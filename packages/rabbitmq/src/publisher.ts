@@ -129,18 +129,12 @@ export function createPublisher(
     /** `queue`: into that group queue only (mandatory: a missing queue returns it, MSGKIT_UNROUTABLE) */
     send(topic: string, messages: OutgoingMessage[], options: SendOptions, queue?: string): Promise<void> {
       const returned = options.detectUnroutable || queue ? ([] as string[]) : undefined
-      let sending: Promise<void>
-      try {
-        const wires = messages.map((m) => {
-          const bucket = !queue && m.delayMs && m.delayMs > 0 ? delayBucket(m.delayMs) : 0
-          const wire = toWire(topic, m, bucket, returned)
-          if (queue) wire.queue = queue
-          return { wire, bytes: wire.content.byteLength }
-        })
-        sending = outbox.send(topic, wires, options.deadline)
-      } catch (error) {
-        return Promise.reject(error)
-      }
+      const sending = outbox.send(topic, messages, options.deadline, (m) => {
+        const bucket = !queue && m.delayMs && m.delayMs > 0 ? delayBucket(m.delayMs) : 0
+        const wire = toWire(topic, m, bucket, returned)
+        if (queue) wire.queue = queue
+        return { wire, bytes: wire.content.byteLength }
+      })
       // most sends: the outbox's own promise (no async frame per publish)
       if (!returned) return sending
       return sending.then(() => {

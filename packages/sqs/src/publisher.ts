@@ -81,8 +81,10 @@ export function createPublisher({ config, supervisor, errors, topology, context 
 
   return {
     async send(topic: string, messages: OutgoingMessage[], options: SendOptions): Promise<void> {
-      const wires = messages.map((m) => toWire(topic, m, shape)).map((wire) => ({ wire, bytes: wire.bytes }))
-      await outbox.send(topic, wires, options.deadline)
+      await outbox.send(topic, messages, options.deadline, (m) => {
+        const wire = toWire(topic, m, shape)
+        return { wire, bytes: wire.bytes }
+      })
       if (!options.detectUnroutable || !config.fanout || (await routed(topic, options.deadline))) return
       throw new MsgkitError(
         ErrorCodes.UNROUTABLE,

@@ -64,6 +64,17 @@ export interface OutboxOptions<S, W> {
 export interface Outbox<W> {
   /** Queue `entries` (one send); resolves once all are confirmed, rejects once with the first failure. */
   send(topic: string, wires: ReadonlyArray<{ wire: W; bytes: number }>, deadline: number): Promise<void>
+  /**
+   * The same for `items` in the adapter's own form, each turned into its wire form by `prepare`. A
+   * `prepare` that throws (a message too large, a bad header) rejects the send and queues nothing;
+   * the promise is the outbox's own, so an adapter's `send` can return it as it is.
+   */
+  send<M>(
+    topic: string,
+    items: ReadonlyArray<M>,
+    deadline: number,
+    prepare: (item: M) => { wire: W; bytes: number },
+  ): Promise<void>
   /** entries queued or on the wire */
   readonly pending: number
   /**
@@ -329,8 +340,19 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
   }
 
   return {
-    send(topic, wires, deadline) {
+    send(
+      topic: string,
+      items: ReadonlyArray<unknown>,
+      deadline: number,
+      prepare?: (item: unknown) => { wire: W; bytes: number },
+    ) {
       if (closing || abandoned) return Promise.reject(closedError(name))
+      let wires: ReadonlyArray<{ wire: W; bytes: number }>
+      try {
+        wires = prepare ? items.map(prepare) : (items as ReadonlyArray<{ wire: W; bytes: number }>)
+      } catch (error) {
+        return Promise.reject(error)
+      }
       if (wires.length === 0) return Promise.resolve()
       return new Promise<void>((resolve, reject) => {
         const ticket: Ticket = {

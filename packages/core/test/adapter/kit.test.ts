@@ -287,6 +287,24 @@ describe('adapter kit', () => {
     })
   })
 
+  it('a send whose prepare throws rejects with that error and queues nothing', async () => {
+    const peer = await startPeer()
+    const { supervisor, outbox } = kit([peer.port])
+    cleanups.push(
+      () => supervisor.close(),
+      () => peer.stop(),
+    )
+    await supervisor.connect()
+    const refusal = new Error('too large')
+    const prepare = (name: string) => {
+      if (name === 'bad') throw refusal
+      return { wire: name, bytes: 1 }
+    }
+    await expect(outbox.send('t', ['good-1', 'bad'], Date.now() + 5_000, prepare)).rejects.toBe(refusal)
+    await outbox.send('t', ['good-2'], Date.now() + 5_000, prepare)
+    expect(peer.received, 'nothing of the refused send went out').toEqual(['good-2'])
+  })
+
   it('first connect across hosts: a refused login wins over a dead port, and each host is named', async () => {
     const dead = await startPeer()
     const deadPort = dead.port
