@@ -41,8 +41,11 @@ const where = (): string => url().replace(/\/\/[^@/]*@/, '//')
 const queueType = (): 'quorum' | 'classic' =>
   (process.env.BENCH_QUEUE_TYPE ?? rabbitmqConfigSchema.parse({}).queueType) as 'quorum' | 'classic'
 /** msgkit's URL: the adapter's default queue type unless BENCH_QUEUE_TYPE asks for another */
-const msgkitUrl = (): string =>
-  process.env.BENCH_QUEUE_TYPE ? `${url()}${url().includes('?') ? '&' : '?'}queueType=${queueType()}` : url()
+/** msgkit's URL: the broker's, with the queue type when one is asked for and `params` (`patterns=false`) */
+const msgkitUrl = (...params: string[]): string => {
+  const all = [...(process.env.BENCH_QUEUE_TYPE ? [`queueType=${queueType()}`] : []), ...params]
+  return all.length === 0 ? url() : `${url()}${url().includes('?') ? '&' : '?'}${all.join('&')}`
+}
 
 const connect = async (): Promise<ChannelModel> => {
   const c = await amqp.connect(url(), { noDelay: true, timeout: 3_000 })
@@ -106,11 +109,11 @@ const rawPublish =
   }
 
 const msgkitPublish =
-  (batched: boolean): Cell =>
+  (batched: boolean, ...params: string[]): Cell =>
   async (args) => {
     const { topic } = args as CellArgs & { topic: string }
     const body = jsonBody(args.bytes)
-    const m = await createMessaging(msgkitUrl())
+    const m = await createMessaging(msgkitUrl(...params))
     const run = (n: number) =>
       batched
         ? publishInBatches(m, topic, body, n, IN_FLIGHT)
@@ -281,7 +284,10 @@ async function plan(settings: Settings) {
     await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': type } })
     await ch.close()
   }
-  /** msgkit's topology (topic exchange, group queue bound with '#'), declared by the raw client */
+  /**
+   * msgkit's topology (topic exchange, group queue bound with '#'), declared by the raw client: without
+   * the forward to msgkit:topics, as msgkit declares it with `patterns: false`
+   */
   const declareTopic = async (topic: string): Promise<string> => {
     exchanges.add(topic)
     const queue = `${topic}.${GROUP}`
@@ -379,6 +385,11 @@ async function plan(settings: Settings) {
       v('raw', 'raw', `raw amqplib: publish with a confirm callback, ${IN_FLIGHT} in flight`),
       v('raw-wire', 'raw-wire', "raw amqplib, msgkit's wire format (same properties and headers, mandatory)"),
       v('msgkit', 'msgkit', `msgkit publish(), ${IN_FLIGHT} concurrent`),
+      v(
+        'msgkit-nopatterns',
+        'extra',
+        `msgkit publish(), ${IN_FLIGHT} concurrent, \`patterns: false\` (no forward to msgkit:topics)`,
+      ),
       v('msgkit-batch', 'extra', `msgkit publishBatch() of ${IN_FLIGHT}, one at a time`),
       v('mqt', 'peer', 'message-queue-toolkit publish() (no confirms)', MQT_GUARANTEES),
     ],
@@ -391,6 +402,12 @@ async function plan(settings: Settings) {
         b: 'raw-wire',
       },
       { label: "raw with msgkit's wire format / raw (cost of the wire format)", a: 'raw-wire', b: 'raw' },
+      { label: 'msgkit publish() with `patterns: false` / raw', a: 'msgkit-nopatterns', b: 'raw' },
+      {
+        label: 'msgkit publish() / msgkit with `patterns: false` (cost of the forward to msgkit:topics)',
+        a: 'msgkit',
+        b: 'msgkit-nopatterns',
+      },
       { label: 'msgkit publishBatch() / raw', a: 'msgkit-batch', b: 'raw' },
       { label: 'msgkit publish() (confirmed) / message-queue-toolkit (unconfirmed)', a: 'msgkit', b: 'mqt' },
       { label: 'peak RSS: msgkit / raw', a: 'msgkit', b: 'raw', of: 'rssMb' },
@@ -402,7 +419,8 @@ async function plan(settings: Settings) {
         await declareQueue(topic)
         return { queue: topic }
       }
-      if (variant.startsWith('raw')) await declareTopic(topic)
+      // raw sides and msgkit with `patterns: false` publish to a topic exchange without the forward
+      if (variant.startsWith('raw') || variant === 'msgkit-nopatterns') await declareTopic(topic)
       else {
         trackMsgkit(topic)
         await messaging.provision(topic, GROUP)
@@ -530,6 +548,7 @@ export const bench: BenchModule = {
     'publish/raw-wire': rawPublish(true),
     'publish/msgkit': msgkitPublish(false),
     'publish/msgkit-batch': msgkitPublish(true),
+    'publish/msgkit-nopatterns': msgkitPublish(false, 'patterns=false'),
     'publish/mqt': mqtPublish,
     'consume/raw': rawConsume(false),
     'consume/raw-multi': rawConsume(true),

@@ -38,6 +38,13 @@ export const rabbitmqConfigSchema = z.strictObject({
   queueExpiresMs: int(1_000, 2 ** 31 - 1).optional(),
   /** one consumer of a group at a time (`x-single-active-consumer`): strict order with several instances */
   singleActiveConsumer: flag.default(false),
+  /**
+   * forward every topic's exchange to `msgkit:topics`, where pattern subscriptions bind. `false`:
+   * RabbitMQ routes each message once instead of twice (7–10 % more confirmed publishes measured),
+   * and pattern subscriptions are refused. Decide per vhost: topics declared with `false` stay
+   * invisible to pattern subscribers of any service.
+   */
+  patterns: flag.default(true),
   /** put in front of every exchange and queue name msgkit creates (e.g. `staging.`) */
   prefix: z
     .string()

@@ -71,12 +71,12 @@ export function createTopology(config: RabbitmqTransportConfig) {
     )
 
   const ensureTopic = async (model: ChannelModel, topic: string): Promise<void> => {
-    await ensurePatternExchange(model)
+    if (config.patterns) await ensurePatternExchange(model)
     const exchange = naming.exchange(topic)
     await once(model, `x:${exchange}`, async (ch) => {
       await ch.assertExchange(exchange, 'topic', { durable: true })
       // every topic also flows to the pattern exchange, so pattern queues see topics created later
-      await ch.bindExchange(naming.patternExchange, exchange, '#')
+      if (config.patterns) await ch.bindExchange(naming.patternExchange, exchange, '#')
     })
   }
 

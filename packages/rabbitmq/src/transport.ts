@@ -20,7 +20,7 @@ export function rabbitmqCapabilities(config: RabbitmqTransportConfig): Capabilit
     // a queue is FIFO, but members of a group share it, unless one single active consumer takes all
     orderedKeys: config.singleActiveConsumer ? 'group' : 'consumer',
     delay: config.maxDelayMs > 0 ? { maxMs: config.maxDelayMs } : false,
-    patterns: true,
+    patterns: config.patterns,
     maxMessageBytes: config.maxMessageBytes,
     maxHeaderBytes: MAX_HEADER_BYTES,
     deadLetter: true,

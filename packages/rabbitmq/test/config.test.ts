@@ -23,6 +23,7 @@ describe('rabbitmq config', () => {
       heartbeat: 10,
       queueType: 'quorum',
       singleActiveConsumer: false,
+      patterns: true,
       prefix: '',
       maxMessageBytes: 16 * 1024 * 1024,
       maxDelayMs: 86_400_000,
@@ -32,7 +33,7 @@ describe('rabbitmq config', () => {
 
   it('maps a full URL: credentials, hosts, vhost, standard and msgkit query options', () => {
     const config = fromUrl(
-      'amqp://app:s%40cret@rabbit-1:5673,rabbit-2/orders?heartbeat=5&connection_timeout=2000&queueType=classic&prefix=staging.&reconnect.maxDelayMs=500&singleActiveConsumer=true',
+      'amqp://app:s%40cret@rabbit-1:5673,rabbit-2/orders?heartbeat=5&connection_timeout=2000&queueType=classic&prefix=staging.&reconnect.maxDelayMs=500&singleActiveConsumer=true&patterns=false',
     )
     expect(config).toMatchObject({
       hosts: [{ host: 'rabbit-1', port: 5673 }, { host: 'rabbit-2' }],
@@ -44,6 +45,7 @@ describe('rabbitmq config', () => {
       queueType: 'classic',
       prefix: 'staging.',
       singleActiveConsumer: true,
+      patterns: false,
       tls: false,
     })
     expect(config.reconnect.maxDelayMs).toBe(500)

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import {
   createMessaging,
   type Delivery,
+  definePattern,
   ErrorCodes,
   type OutgoingMessage,
   parseBrokerUrl,
@@ -48,8 +49,9 @@ let admin: ChannelModel
 const opened: Transport[] = []
 
 /** A transport that talks to the broker through the proxy, with fast heartbeats and backoff. */
-async function open(events: TransportEvent[] = []): Promise<Transport> {
+async function open(events: TransportEvent[] = [], options: { patterns?: boolean } = {}): Promise<Transport> {
   const config = rabbitmqConfigSchema.parse({
+    ...options,
     hosts: [{ host: '127.0.0.1', port: proxy.port }],
     username: broker.username ?? 'guest',
     password: broker.password ?? 'guest',
@@ -157,6 +159,39 @@ describe('rabbitmq topology', () => {
     await until(() => topics.length >= 2, 'two pattern deliveries')
     await sleep(500)
     expect(topics.sort()).toEqual([`${base}.a`, `${base}.a.b`])
+  })
+
+  it('patterns: false declares topics without the forward to msgkit:topics and refuses pattern subscriptions', async () => {
+    const withPatterns = await open()
+    const without = await open([], { patterns: false })
+    expect(without.capabilities.patterns).toBe(false)
+    const base = `t-${randomUUID()}`
+    const topics: string[] = []
+    await withPatterns.subscribe({ pattern: `${base}.*`, group: 'p', prefetch: 10 }, async (d) => {
+      topics.push(d.message.topic)
+      await d.ack()
+    })
+    // declared by the transport without patterns: RabbitMQ routes it to its own queues only
+    await without.send(`${base}.off`, [message('off')], { deadline: Date.now() + 5_000 })
+    await withPatterns.send(`${base}.on`, [message('on')], { deadline: Date.now() + 5_000 })
+    await until(() => topics.length >= 1, 'the pattern delivery')
+    await without.send(`${base}.off`, [message('off again')], { deadline: Date.now() + 5_000 })
+    await sleep(500)
+    expect(topics).toEqual([`${base}.on`])
+    // the URL spelling; core refuses a pattern subscription before anything is declared
+    const messaging = await createMessaging(
+      `${brokerUrl}${brokerUrl.includes('?') ? '&' : '?'}patterns=false`,
+      {
+        logger: silentLogger,
+      },
+    )
+    try {
+      await expect(
+        messaging.subscribe(definePattern(`${base}.*`), { group: 'p2' }, () => {}),
+      ).rejects.toMatchObject({ code: ErrorCodes.CAPABILITY_UNSUPPORTED })
+    } finally {
+      await messaging.close()
+    }
   })
 })
 
