@@ -13,6 +13,9 @@ const BROKERS = {
     tests: ['packages/rabbitmq/test', 'test/brokers'],
     bench: 'rabbitmq',
     url: 'amqp://guest:guest@127.0.0.1:5672',
+    // Debian's RabbitMQ keeps its data between runs (/var/lib/rabbitmq): a vhost per run, deleted after
+    isolate: rabbitmqRunVhost,
+    env: (url) => ({ MSGKIT_RABBITMQ_URL: url, BENCH_AMQP_URL: url }),
   },
   kafka: {
     script: 'scripts/brokers/kafka.sh',
@@ -45,6 +48,41 @@ const BROKERS = {
   },
 }
 
+/**
+ * A vhost of its own for one run on the local RabbitMQ: whatever the tests declare (a few hundred
+ * queues and exchanges, some without `x-expires`) goes with it, instead of piling up on a broker
+ * whose data outlives the checkout. Returns the run's URL and how to delete it, or why it failed.
+ */
+function rabbitmqRunVhost(url) {
+  const vhost = `msgkit-test-${Date.now().toString(36)}`
+  const user = decodeURIComponent(new URL(url).username) || 'guest'
+  const ctl = (argv) => spawnSync('rabbitmqctl', argv, { cwd: root, encoding: 'utf8' })
+  for (const argv of [
+    ['add_vhost', vhost],
+    ['set_permissions', '-p', vhost, user, '.*', '.*', '.*'],
+  ]) {
+    const r = ctl(argv)
+    if (r.status !== 0)
+      return {
+        error: `rabbitmqctl ${argv.join(' ')} failed (${(r.stderr || r.stdout || String(r.error)).trim()}); run as root on the broker's machine`,
+      }
+  }
+  return {
+    url: `${url}/${vhost}`,
+    what: `vhost ${vhost}`,
+    dispose() {
+      const t0 = Date.now()
+      const r = ctl(['delete_vhost', vhost])
+      if (r.status === 0)
+        console.log(`=== deleted ${vhost} and all it held in ${((Date.now() - t0) / 1000).toFixed(1)} s ===`)
+      else
+        console.error(
+          `could not delete ${vhost} (${(r.stderr || r.stdout).trim()}): rabbitmqctl delete_vhost ${vhost}`,
+        )
+    },
+  }
+}
+
 const args = process.argv.slice(2).filter((a) => a !== '--')
 const unknown = args.filter((a) => !(a in BROKERS))
 if (unknown.length > 0) {
@@ -60,7 +98,8 @@ const status = (script) => spawnSync('bash', [script, 'status'], { cwd: root, st
 
 const results = []
 for (const name of selected) {
-  const { script, tests, url, bench } = BROKERS[name]
+  const { script, tests, bench, isolate, env = () => ({}) } = BROKERS[name]
+  let { url } = BROKERS[name]
   const started = Date.now()
   console.log(`\n=== ${name}: installing and starting the broker (${script}) ===`)
   const wasRunning = status(script)
@@ -76,23 +115,30 @@ for (const name of selected) {
     continue
   }
   const files = tests.filter((t) => existsSync(join(root, t)))
-  if (files.length === 0) {
+  const isolated = isolate?.(url)
+  if (isolated?.error) {
+    console.error(`\n✗ ${name}: could not set up the run's own namespace: ${isolated.error}`)
+    results.push({ name, ok: false, why: 'no namespace for the run' })
+  } else if (files.length === 0) {
     console.error(`\n✗ ${name}: no test folder found (${tests.join(', ')}).`)
     results.push({ name, ok: false, why: 'no tests found' })
   } else {
-    console.log(`\n=== ${name}: running ${files.join(' ')} against the real broker ===`)
+    if (isolated) url = isolated.url
+    const runEnv = { ...process.env, MSGKIT_URL: url, ...env(url) }
+    console.log(
+      `\n=== ${name}: running ${files.join(' ')} against the real broker${isolated ? ` (in ${isolated.what})` : ''} ===`,
+    )
     // test/brokers holds cross-package tests that run once per broker, pointed at it by MSGKIT_URL
-    const vitest = run('pnpm', ['exec', 'vitest', 'run', '--project', 'brokers', ...files], {
-      env: { ...process.env, MSGKIT_URL: url },
-    })
+    const vitest = run('pnpm', ['exec', 'vitest', 'run', '--project', 'brokers', ...files], { env: runEnv })
     const why = vitest.status === 0 ? [] : ['tests failed']
     // a small smoke of this broker's benchmark while it is up, so the bench keeps working (MSGKIT_BENCH_SMOKE=0: skip)
     if (bench && process.env.MSGKIT_BENCH_SMOKE !== '0') {
       console.log(`\n=== ${name}: benchmark smoke (pnpm bench:smoke ${bench}) ===`)
-      if (run('pnpm', ['bench:smoke', bench]).status !== 0) why.push('bench smoke failed')
+      if (run('pnpm', ['bench:smoke', bench], { env: runEnv }).status !== 0) why.push('bench smoke failed')
     }
     results.push({ name, ok: why.length === 0, why: why.join('; '), seconds: 0 })
   }
+  isolated?.dispose?.()
   if (!wasRunning) {
     console.log(`\n=== ${name}: stopping the broker ===`)
     run('bash', [script, 'stop'])

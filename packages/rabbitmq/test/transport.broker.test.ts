@@ -55,6 +55,7 @@ async function open(events: TransportEvent[] = [], options: { patterns?: boolean
     hosts: [{ host: '127.0.0.1', port: proxy.port }],
     username: broker.username ?? 'guest',
     password: broker.password ?? 'guest',
+    vhost: broker.path || '/',
     heartbeat: 1,
     queueExpiresMs: 600_000,
     reconnect: { initialDelayMs: 50, maxDelayMs: 250 },
