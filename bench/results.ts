@@ -151,11 +151,14 @@ export function record(results: PlanResult[]): Latest {
     const entries = result.scenarios
       .map((s) => entryOf(result.module, s, result.startedAt))
       .filter((e): e is Entry => e !== undefined)
-    const replaced = new Set(entries.map((e) => e.scenario))
-    latest.entries = latest.entries.filter(
-      (e) => !(e.transport === result.module && replaced.has(e.scenario)),
-    )
-    latest.entries.push(...entries)
+    // a re-run scenario keeps its place on the page; a new one goes after the others
+    const fresh = new Map(entries.map((e) => [e.scenario, e]))
+    latest.entries = latest.entries.map((e) => {
+      const replacement = e.transport === result.module ? fresh.get(e.scenario) : undefined
+      if (replacement) fresh.delete(e.scenario)
+      return replacement ?? e
+    })
+    latest.entries.push(...fresh.values())
     latest.transports[result.module] = {
       title: result.plan.title,
       details: result.plan.details,
