@@ -109,11 +109,11 @@ const rawPublish =
   }
 
 const msgkitPublish =
-  (batched: boolean, ...params: string[]): Cell =>
+  (batched: boolean, params: string[] = [], unroutable?: 'ignore'): Cell =>
   async (args) => {
     const { topic } = args as CellArgs & { topic: string }
     const body = jsonBody(args.bytes)
-    const m = await createMessaging(msgkitUrl(...params))
+    const m = await createMessaging(msgkitUrl(...params), unroutable ? { publish: { unroutable } } : {})
     const run = (n: number) =>
       batched
         ? publishInBatches(m, topic, body, n, IN_FLIGHT)
@@ -390,6 +390,11 @@ async function plan(settings: Settings) {
         'extra',
         `msgkit publish(), ${IN_FLIGHT} concurrent, \`patterns: false\` (no forward to msgkit:topics)`,
       ),
+      v(
+        'msgkit-lean',
+        'extra',
+        `msgkit publish(), ${IN_FLIGHT} concurrent, \`patterns: false\` and \`unroutable: 'ignore'\` (not mandatory)`,
+      ),
       v('msgkit-batch', 'extra', `msgkit publishBatch() of ${IN_FLIGHT}, one at a time`),
       v('mqt', 'peer', 'message-queue-toolkit publish() (no confirms)', MQT_GUARANTEES),
     ],
@@ -408,6 +413,12 @@ async function plan(settings: Settings) {
         a: 'msgkit',
         b: 'msgkit-nopatterns',
       },
+      {
+        label:
+          "msgkit publish() with `patterns: false` and `unroutable: 'ignore'` / raw (the same broker work)",
+        a: 'msgkit-lean',
+        b: 'raw',
+      },
       { label: 'msgkit publishBatch() / raw', a: 'msgkit-batch', b: 'raw' },
       { label: 'msgkit publish() (confirmed) / message-queue-toolkit (unconfirmed)', a: 'msgkit', b: 'mqt' },
       { label: 'peak RSS: msgkit / raw', a: 'msgkit', b: 'raw', of: 'rssMb' },
@@ -420,7 +431,8 @@ async function plan(settings: Settings) {
         return { queue: topic }
       }
       // raw sides and msgkit with `patterns: false` publish to a topic exchange without the forward
-      if (variant.startsWith('raw') || variant === 'msgkit-nopatterns') await declareTopic(topic)
+      if (variant.startsWith('raw') || variant === 'msgkit-nopatterns' || variant === 'msgkit-lean')
+        await declareTopic(topic)
       else {
         trackMsgkit(topic)
         await messaging.provision(topic, GROUP)
@@ -548,7 +560,8 @@ export const bench: BenchModule = {
     'publish/raw-wire': rawPublish(true),
     'publish/msgkit': msgkitPublish(false),
     'publish/msgkit-batch': msgkitPublish(true),
-    'publish/msgkit-nopatterns': msgkitPublish(false, 'patterns=false'),
+    'publish/msgkit-nopatterns': msgkitPublish(false, ['patterns=false']),
+    'publish/msgkit-lean': msgkitPublish(false, ['patterns=false'], 'ignore'),
     'publish/mqt': mqtPublish,
     'consume/raw': rawConsume(false),
     'consume/raw-multi': rawConsume(true),
