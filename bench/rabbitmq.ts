@@ -40,7 +40,6 @@ const url = (): string => process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.
 const where = (): string => url().replace(/\/\/[^@/]*@/, '//')
 const queueType = (): 'quorum' | 'classic' =>
   (process.env.BENCH_QUEUE_TYPE ?? rabbitmqConfigSchema.parse({}).queueType) as 'quorum' | 'classic'
-/** msgkit's URL: the adapter's default queue type unless BENCH_QUEUE_TYPE asks for another */
 /** msgkit's URL: the broker's, with the queue type when one is asked for and `params` (`patterns=false`) */
 const msgkitUrl = (...params: string[]): string => {
   const all = [...(process.env.BENCH_QUEUE_TYPE ? [`queueType=${queueType()}`] : []), ...params]

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createVhost } from './brokers/rabbitmq-vhost.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const BROKERS = {
@@ -55,30 +56,17 @@ const BROKERS = {
  */
 function rabbitmqRunVhost(url) {
   const vhost = `msgkit-test-${Date.now().toString(36)}`
-  const user = decodeURIComponent(new URL(url).username) || 'guest'
-  const ctl = (argv) => spawnSync('rabbitmqctl', argv, { cwd: root, encoding: 'utf8' })
-  for (const argv of [
-    ['add_vhost', vhost],
-    ['set_permissions', '-p', vhost, user, '.*', '.*', '.*'],
-  ]) {
-    const r = ctl(argv)
-    if (r.status !== 0)
-      return {
-        error: `rabbitmqctl ${argv.join(' ')} failed (${(r.stderr || r.stdout || String(r.error)).trim()}); run as root on the broker's machine`,
-      }
-  }
+  const created = createVhost(url, vhost)
+  if (created.error) return created
   return {
-    url: `${url}/${vhost}`,
+    url: created.url,
     what: `vhost ${vhost}`,
     dispose() {
       const t0 = Date.now()
-      const r = ctl(['delete_vhost', vhost])
-      if (r.status === 0)
+      const problem = created.dispose()
+      if (problem === undefined)
         console.log(`=== deleted ${vhost} and all it held in ${((Date.now() - t0) / 1000).toFixed(1)} s ===`)
-      else
-        console.error(
-          `could not delete ${vhost} (${(r.stderr || r.stdout).trim()}): rabbitmqctl delete_vhost ${vhost}`,
-        )
+      else console.error(`could not delete ${vhost}: ${problem}`)
     },
   }
 }

@@ -18,6 +18,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { createVhost } from '../../scripts/brokers/rabbitmq-vhost.mjs'
 
 const url = process.env.MSGKIT_URL
 const repoRoot = join(import.meta.dirname, '..', '..')
@@ -111,27 +112,15 @@ function sh(command: string[], env: NodeJS.ProcessEnv = process.env, timeout = 1
 }
 
 async function freshRabbitVhost(baseUrl: string, runId: string): Promise<FreshBroker> {
-  const ctl = (process.env.MSGKIT_RABBITMQCTL ?? 'rabbitmqctl').split(' ').filter(Boolean)
-  const u = new URL(baseUrl)
-  const user = decodeURIComponent(u.username) || 'guest'
   const vhost = `msgkit-mail-${runId}`
-  const hint =
-    'rabbitmqctl must reach the broker node (run as root on its machine); with Docker set ' +
-    "MSGKIT_RABBITMQCTL='docker compose exec -T rabbitmq rabbitmqctl'"
-  for (const args of [
-    ['add_vhost', vhost],
-    ['set_permissions', '-p', vhost, user, '.*', '.*', '.*'],
-  ]) {
-    const r = sh([...ctl, ...args])
-    if (!r.ok) throw new Error(`${[...ctl, ...args].join(' ')} failed:\n${r.output}\n${hint}`)
-  }
-  u.pathname = `/${encodeURIComponent(vhost)}`
+  const created = createVhost(baseUrl, vhost)
+  if (created.error !== undefined) throw new Error(created.error)
   return {
-    url: u.toString(),
+    url: created.url,
     what: `new vhost ${vhost}`,
     async dispose() {
-      const r = sh([...ctl, 'delete_vhost', vhost])
-      if (!r.ok) log(`could not delete vhost ${vhost}: ${r.output}`)
+      const problem = created.dispose()
+      if (problem) log(`could not delete vhost ${vhost}: ${problem}`)
     },
   }
 }

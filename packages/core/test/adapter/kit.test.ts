@@ -181,15 +181,21 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c()
 })
 
+/** A peer, a kit connected to it, both closed after the test. */
+async function connectedKit(events: TransportEvent[] = [], batching: Parameters<typeof kit>[2] = {}) {
+  const peer = await startPeer()
+  const { supervisor, outbox } = kit([peer.port], events, batching)
+  cleanups.push(
+    () => supervisor.close(),
+    () => peer.stop(),
+  )
+  await supervisor.connect()
+  return { peer, supervisor, outbox }
+}
+
 describe('adapter kit', () => {
   it('connects, sends in batches, and every send settles once', async () => {
-    const peer = await startPeer()
-    const { supervisor, outbox } = kit([peer.port])
-    cleanups.push(
-      () => supervisor.close(),
-      () => peer.stop(),
-    )
-    await supervisor.connect()
+    const { peer, outbox } = await connectedKit()
     const sends = Array.from({ length: 200 }, (_, i) =>
       outbox.send('t', [{ wire: `m${i}`, bytes: 1 }], Date.now() + 5_000),
     )
@@ -200,14 +206,8 @@ describe('adapter kit', () => {
   })
 
   it('waits through an outage until the deadline: resolves after the reconnect, or times out', async () => {
-    const peer = await startPeer()
     const events: TransportEvent[] = []
-    const { supervisor, outbox } = kit([peer.port], events)
-    cleanups.push(
-      () => supervisor.close(),
-      () => peer.stop(),
-    )
-    await supervisor.connect()
+    const { peer, supervisor, outbox } = await connectedKit(events)
     await peer.stop()
     await new Promise((r) => setTimeout(r, 50))
     expect(supervisor.state).not.toBe('up')
@@ -224,13 +224,7 @@ describe('adapter kit', () => {
   })
 
   it('several batches on the wire lost with the connection go out again in publish order', async () => {
-    const peer = await startPeer()
-    const { supervisor, outbox } = kit([peer.port], [], { maxInFlight: 4, maxBatchMessages: 5 })
-    cleanups.push(
-      () => supervisor.close(),
-      () => peer.stop(),
-    )
-    await supervisor.connect()
+    const { peer, outbox } = await connectedKit([], { maxInFlight: 4, maxBatchMessages: 5 })
     peer.answering = false
     const names = Array.from({ length: 30 }, (_, i) => `m${i}`)
     const sends = names.map((name) => outbox.send('t', [{ wire: name, bytes: 1 }], Date.now() + 10_000))
@@ -246,13 +240,7 @@ describe('adapter kit', () => {
   })
 
   it('an entry confirmed on its own settles before its batch and is not sent again when the batch is lost', async () => {
-    const peer = await startPeer()
-    const { supervisor, outbox } = kit([peer.port], [], { maxBatchMessages: 5, confirmEach: true })
-    cleanups.push(
-      () => supervisor.close(),
-      () => peer.stop(),
-    )
-    await supervisor.connect()
+    const { peer, outbox } = await connectedKit([], { maxBatchMessages: 5, confirmEach: true })
     peer.answerOnly = new Set(['m0', 'm1'])
     const names = ['m0', 'm1', 'm2', 'm3', 'm4']
     const sends = names.map((name) => outbox.send('t', [{ wire: name, bytes: 1 }], Date.now() + 10_000))
@@ -267,13 +255,7 @@ describe('adapter kit', () => {
   })
 
   it('a frozen broker: the send rejects at its deadline, and close() settles what is on the wire', async () => {
-    const peer = await startPeer()
-    const { supervisor, outbox } = kit([peer.port])
-    cleanups.push(
-      () => supervisor.close(),
-      () => peer.stop(),
-    )
-    await supervisor.connect()
+    const { peer, outbox } = await connectedKit()
     peer.answering = false
     await expect(outbox.send('t', [{ wire: 'x', bytes: 1 }], Date.now() + 200)).rejects.toMatchObject({
       code: ErrorCodes.PUBLISH_TIMEOUT,
@@ -288,13 +270,7 @@ describe('adapter kit', () => {
   })
 
   it('a send whose prepare throws rejects with that error and queues nothing', async () => {
-    const peer = await startPeer()
-    const { supervisor, outbox } = kit([peer.port])
-    cleanups.push(
-      () => supervisor.close(),
-      () => peer.stop(),
-    )
-    await supervisor.connect()
+    const { peer, outbox } = await connectedKit()
     const refusal = new Error('too large')
     const prepare = (name: string) => {
       if (name === 'bad') throw refusal
@@ -347,13 +323,7 @@ describe('adapter kit', () => {
   })
 
   it('perform() retries an operation across a reconnect', async () => {
-    const peer = await startPeer()
-    const { supervisor } = kit([peer.port])
-    cleanups.push(
-      () => supervisor.close(),
-      () => peer.stop(),
-    )
-    await supervisor.connect()
+    const { supervisor } = await connectedKit()
     let calls = 0
     const result = supervisor.perform({ operation: 'declare' }, Date.now() + 5_000, async (s) => {
       calls += 1

@@ -16,7 +16,7 @@ export function memoryVariant(
     schemes: [],
     create(config, context): Transport {
       const inner = memoryTransport.create(config, context)
-      return { ...inner, name, capabilities: inner.capabilities, ...change(inner) }
+      return { ...inner, name, ...change(inner) }
     },
   }
 }
