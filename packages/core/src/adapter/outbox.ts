@@ -1,7 +1,7 @@
 /**
  * The outbox: where sends wait for the broker. Concurrent `send` calls are coalesced into batches
- * handed to the adapter's `flush`, on the next I/O turn (or after `lingerMs`); through an outage
- * each message waits for the reconnect until its own deadline, then its send rejects with
+ * handed to the adapter's `flush` at the end of the current tick (or after `lingerMs`); through an
+ * outage each message waits for the reconnect until its own deadline, then its send rejects with
  * MSGKIT_PUBLISH_TIMEOUT. Every send settles exactly once. The adapter only says how to put a batch
  * on the wire and how to classify what went wrong.
  */
@@ -49,7 +49,7 @@ export interface OutboxOptions<S, W> {
   maxBatchMessages?: number
   /** most `bytes` per batch (default unlimited); an entry larger than this goes alone */
   maxBatchBytes?: number
-  /** wait this long for more sends before flushing (default 0: the next I/O turn) */
+  /** wait this long for more sends before flushing (default 0: at the end of the current tick) */
   lingerMs?: number
   /**
    * batches on the wire at once (default 1). Publish order holds when the batches on the wire fail
@@ -124,7 +124,8 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
   let onWire = 0
   let flushes = 0
   let failures = 0
-  let scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined
+  /** a run is due: on this tick's end (`true`) or after the linger (its timer) */
+  let scheduled: NodeJS.Timeout | true | undefined
   let retryTimer: NodeJS.Timeout | undefined
   let waitingForSession = false
   let closing = false
@@ -210,7 +211,14 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
   const schedule = (): void => {
     if (scheduled || retryTimer || waitingForSession || abandoned) return
     if (flushes >= maxInFlight || queued === 0) return
-    scheduled = lingerMs > 0 ? setTimeout(run, lingerMs) : setImmediate(run)
+    if (lingerMs > 0) scheduled = setTimeout(run, lingerMs)
+    else {
+      // at the end of this tick, after its promise jobs: every send made by the callers this turn
+      // woke (confirms read from one socket chunk, a Promise.all) is in the batch, and a lone
+      // publish goes out in this turn rather than one I/O turn later
+      scheduled = true
+      process.nextTick(run)
+    }
   }
 
   const retryLater = (): void => {
@@ -403,8 +411,7 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
       }
       abandoned = true
       if (scheduled) {
-        clearTimeout(scheduled as NodeJS.Timeout)
-        clearImmediate(scheduled as NodeJS.Immediate)
+        if (scheduled !== true) clearTimeout(scheduled)
         scheduled = undefined
       }
       clearTimeout(retryTimer)
