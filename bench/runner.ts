@@ -1,6 +1,7 @@
 /**
  * The parent side: runs a plan's scenarios round by round, every variant in a fresh child process
- * (cell.ts), the order rotated per round; then medians and per-round ratios.
+ * (cell.ts), the order rotated per round (a latency scenario's variants run at the same time);
+ * then medians and per-round ratios.
  */
 import { spawn } from 'node:child_process'
 import { cpus, loadavg } from 'node:os'
@@ -127,11 +128,7 @@ async function runScenario(
     const label = `r${r + 1}`
     const order = scenario.variants.map((_, i) => scenario.variants[(i + r) % scenario.variants.length]!)
     const values: Record<string, CellResult> = {}
-    for (const variant of order) {
-      const args = (await scenario.prepare?.(variant.id, label)) ?? {}
-      progress(
-        `${plan.name} ${scenario.id} ${label}/${settings.rounds}: ${variant.id} (${scenario.messages} messages)`,
-      )
+    const cell = async (variant: Variant, args: Record<string, unknown>): Promise<void> => {
       try {
         values[variant.id] = await runCell(module, `${scenario.id}/${variant.id}`, {
           messages: scenario.messages,
@@ -144,8 +141,28 @@ async function runScenario(
       }
       const c = values[variant.id]!
       progress(
-        `    ${Math.round(c.msgsPerSec).toLocaleString('en-US')} msg/s${c.p99Ms === undefined ? '' : `, p50 ${c.p50Ms?.toFixed(2)} ms, p99 ${c.p99Ms.toFixed(2)} ms`}, peak RSS ${c.rssMb.toFixed(0)} MB`,
+        `    ${variant.id}: ${Math.round(c.msgsPerSec).toLocaleString('en-US')} msg/s${c.p99Ms === undefined ? '' : `, p50 ${c.p50Ms?.toFixed(2)} ms, p99 ${c.p99Ms.toFixed(2)} ms`}, peak RSS ${c.rssMb.toFixed(0)} MB`,
       )
+    }
+    if (scenario.kind === 'latency') {
+      // at a fixed, moderate rate the variants run at the same time: a stall of the broker or the
+      // machine (tens of ms, a few per minute here) then lands on all of them, not on whichever ran
+      const prepared: Array<[Variant, Record<string, unknown>]> = []
+      for (const variant of order)
+        prepared.push([variant, (await scenario.prepare?.(variant.id, label)) ?? {}])
+      progress(
+        `${plan.name} ${scenario.id} ${label}/${settings.rounds}: ${order.map((v) => v.id).join(' + ')} at the same time (${scenario.messages} messages each)`,
+      )
+      const outcomes = await Promise.allSettled(prepared.map(([variant, args]) => cell(variant, args)))
+      for (const o of outcomes) if (o.status === 'rejected') throw o.reason
+    } else {
+      for (const variant of order) {
+        const args = (await scenario.prepare?.(variant.id, label)) ?? {}
+        progress(
+          `${plan.name} ${scenario.id} ${label}/${settings.rounds}: ${variant.id} (${scenario.messages} messages)`,
+        )
+        await cell(variant, args)
+      }
     }
     rounds.push(values)
   }
