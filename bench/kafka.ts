@@ -246,11 +246,25 @@ async function plan(settings: Settings) {
   }
   const messaging: Messaging = await createMessaging(msgkitUrl())
   const body = jsonBody(settings.bytes)
-  const createTopics = (topics: string[]) =>
-    admin.createTopics({
-      topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
-      waitForLeaders: true,
-    })
+  const createTopics = async (topics: string[]): Promise<void> => {
+    // KRaft answers metadata for a topic it just created with UNKNOWN_TOPIC_OR_PARTITION for a moment
+    // (more so on a busy machine), and kafkajs's waitForLeaders only waits out LEADER_NOT_AVAILABLE:
+    // ask again for up to 30 s (creating an existing topic again is a no-op)
+    const until = Date.now() + 30_000
+    for (;;) {
+      try {
+        await admin.createTopics({
+          topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })),
+          waitForLeaders: true,
+        })
+        return
+      } catch (error) {
+        if (!(error as { retriable?: boolean }).retriable || Date.now() > until) throw error
+        progress(`kafka: creating ${topics.join(', ')}: ${(error as Error).message}; trying again`)
+        await new Promise((resolve) => setTimeout(resolve, 500))
+      }
+    }
+  }
   const deleteTopics = async (prefix: string): Promise<void> => {
     const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix))
     if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => {})
