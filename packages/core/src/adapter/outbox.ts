@@ -213,9 +213,10 @@ export function createOutbox<S, W>(options: OutboxOptions<S, W>): Outbox<W> {
     if (flushes >= maxInFlight || queued === 0) return
     if (lingerMs > 0) scheduled = setTimeout(run, lingerMs)
     else {
-      // at the end of this tick, after its promise jobs: every send made by the callers this turn
-      // woke (confirms read from one socket chunk, a Promise.all) is in the batch, and a lone
-      // publish goes out in this turn rather than one I/O turn later
+      // once the current callback has run (scheduled from a promise job: once the promise jobs
+      // have run): the sends of the callers one I/O event woke (confirms read from one socket
+      // chunk) or one loop made share a batch, and a lone publish goes out in this turn rather
+      // than one I/O turn later
       scheduled = true
       process.nextTick(run)
     }

@@ -98,7 +98,13 @@ const errors: ErrorTable = {
 function kit(
   ports: number[],
   events: TransportEvent[] = [],
-  batching: { maxInFlight?: number; maxBatchMessages?: number; confirmEach?: boolean } = {},
+  batching: {
+    maxInFlight?: number
+    maxBatchMessages?: number
+    confirmEach?: boolean
+    /** sees each batch as the outbox hands it to flush */
+    onFlush?: (wires: string[]) => void
+  } = {},
 ) {
   const supervisor = createSupervisor<Session>({
     name: 'line',
@@ -157,6 +163,7 @@ function kit(
     maxBatchMessages: batching.maxBatchMessages,
     flush: (session, batch, confirmed) =>
       new Promise((resolve, reject) => {
+        batching.onFlush?.(batch.map((e) => e.wire))
         let left = batch.length
         const onClose = (): void => reject(new Error('connection lost mid-batch'))
         session.socket.once('close', onClose)
@@ -202,6 +209,36 @@ describe('adapter kit', () => {
     await Promise.all(sends)
     expect(peer.received.length).toBe(200)
     expect(new Set(peer.received).size).toBe(200)
+    await outbox.close()
+  })
+
+  it('hands a lone send to flush in the turn it was made; sends from the promise jobs of one turn share a batch', async () => {
+    const order: string[] = []
+    const flushed: string[][] = []
+    const { outbox } = await connectedKit([], {
+      onFlush: (wires) => {
+        order.push('flush')
+        flushed.push(wires)
+      },
+    })
+    const deadline = Date.now() + 5_000
+    // from a timer, with an immediate queued first: flushed before it, not one I/O turn later
+    const lone = await new Promise<Promise<void>>((resolve) =>
+      setTimeout(() => {
+        setImmediate(() => order.push('immediate'))
+        resolve(outbox.send('t', [{ wire: 'lone', bytes: 1 }], deadline))
+      }, 0),
+    )
+    await lone
+    expect(order).toEqual(['flush', 'immediate'])
+    // callers woken together (two promise jobs of one turn) go out as one batch
+    const sends = await Promise.all(
+      ['a', 'b'].map((wire) =>
+        Promise.resolve().then(() => outbox.send('t', [{ wire, bytes: 1 }], deadline)),
+      ),
+    )
+    await Promise.all(sends)
+    expect(flushed).toEqual([['lone'], ['a', 'b']])
     await outbox.close()
   })
 
