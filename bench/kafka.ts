@@ -4,7 +4,7 @@
  * Topics have 3 partitions and are created before the clock starts; there are no keys.
  */
 import { randomUUID } from 'node:crypto'
-import { createMessaging, type Messaging } from '@msgkit/core'
+import { createMessaging, type Messaging, sleep } from '@msgkit/core'
 import { type Admin, Kafka, type KafkaMessage, logLevel, Partitioners, type Producer } from 'kafkajs'
 import {
   type BenchModule,
@@ -261,7 +261,7 @@ async function plan(settings: Settings) {
       } catch (error) {
         if (!(error as { retriable?: boolean }).retriable || Date.now() > until) throw error
         progress(`kafka: creating ${topics.join(', ')}: ${(error as Error).message}; trying again`)
-        await new Promise((resolve) => setTimeout(resolve, 500))
+        await sleep(500)
       }
     }
   }
